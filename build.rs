@@ -1,0 +1,26 @@
+//! Embeds every `config/*.toml` into the binary (the worker has no file system).
+//! `config/local.toml` is gitignored and embedded only when present at build time.
+use std::{env, fs, path::Path};
+
+fn main() {
+    let dir = Path::new("config");
+    println!("cargo:rerun-if-changed=config");
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("config/ directory")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".toml").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    let mut out = String::from("/// Embedded config layers: (name, TOML text).\npub const FILES: &[(&str, &str)] = &[\n");
+    for name in &names {
+        println!("cargo:rerun-if-changed=config/{name}.toml");
+        let path = fs::canonicalize(dir.join(format!("{name}.toml"))).unwrap();
+        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("embedded_config.rs");
+    fs::write(dest, out).unwrap();
+}

@@ -1,0 +1,276 @@
+//! Bearer token → [`VerifiedCaller`], with jwt-compact doing the JWS work.
+//!
+//! Order of checks (cheap and fetch-free first, so hostile input costs little):
+//! 1. size, alphabet and segment count;
+//! 2. jwt-compact parse; header: no `crit`, no embedded/remote key (`jwk`, `jku`, `x5u`, `x5c`);
+//! 3. `iss` (unverified) picks a configured issuer — unknown issuers stop here, no fetch;
+//! 4. the issuer's key set (fetched/cached for remote ones) and the key by `kid`;
+//! 5. the key decides the algorithm: the token's `alg` must match it;
+//! 6. signature; then `iss`, `aud`, `exp` (required), `nbf`, `iat` with leeway.
+
+use std::rc::Rc;
+
+use chrono::{DateTime, Duration, Utc};
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Rsa, StrongAlg};
+use jwt_compact::{Algorithm, AlgorithmExt, AlgorithmSignature, Claims, TimeOptions, Token, UntrustedToken, ValidationError};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::jwks::{KeyLookup, KeySet, RemoteKeys, RemotePolicy, RemoteSource, VerifyingKey};
+use super::{AuthConfig, AuthError, IssuerConfig, VerifiedCaller};
+use crate::config::ConfigError;
+use crate::http::HttpClient;
+use crate::secrets::Secrets;
+
+/// Header members jwt-compact does not model but we must look at.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ExtraHeader {
+    #[serde(default)]
+    crit: Option<Value>,
+    #[serde(default)]
+    jwk: Option<Value>,
+    #[serde(default)]
+    x5c: Option<Value>,
+}
+
+type Untrusted<'a> = UntrustedToken<'a, ExtraHeader>;
+
+/// Only what is needed to pick the issuer before anything is verified.
+#[derive(Deserialize)]
+struct UnverifiedIssuer {
+    iss: Option<Value>,
+}
+
+enum IssuerKeys {
+    Static(Rc<KeySet>),
+    Remote(RemoteKeys),
+}
+
+struct TrustedIssuer {
+    config: IssuerConfig,
+    keys: IssuerKeys,
+}
+
+/// Verifies bearer tokens against the configured issuers.
+pub struct Verifier {
+    issuers: Vec<TrustedIssuer>,
+    leeway: Duration,
+    max_token_bytes: usize,
+}
+
+impl Verifier {
+    /// Builds key sets for every issuer. HS256 secrets are read (and checked: base64,
+    /// ≥ 32 bytes) now, so a bad one fails at start-up rather than on some request.
+    pub fn from_config(auth: &AuthConfig, secrets: &dyn Secrets) -> Result<Self, ConfigError> {
+        let policy = RemotePolicy {
+            ttl_ms: auth.jwks_cache_seconds * 1000,
+            min_refetch_ms: auth.jwks_min_refetch_seconds * 1000,
+        };
+        let mut issuers = Vec::new();
+        for (i, config) in auth.issuers.iter().enumerate() {
+            let key = format!("auth.issuers[{i}]");
+            let keys = if let Some(name) = &config.hs256_secret {
+                let secret = secrets.get(name).ok_or_else(|| ConfigError::missing_secret(name))?;
+                let set = KeySet::from_hs256_secret(secret.expose())
+                    .map_err(|reason| ConfigError::Secret { name: name.clone(), reason })?;
+                IssuerKeys::Static(Rc::new(set))
+            } else if let Some(jwks) = &config.jwks {
+                let doc = match jwks {
+                    Value::String(text) => serde_json::from_str(text)
+                        .map_err(|_| ConfigError::key(format!("{key}.jwks"), "is not valid JSON"))?,
+                    other => other.clone(),
+                };
+                let set = KeySet::from_jwks(&doc).map_err(|reason| ConfigError::key(format!("{key}.jwks"), reason))?;
+                IssuerKeys::Static(Rc::new(set))
+            } else if let Some(url) = &config.jwks_url {
+                IssuerKeys::Remote(RemoteKeys::new(RemoteSource::JwksUrl(url.clone()), policy))
+            } else {
+                let source = RemoteSource::Discovery { issuer: config.issuer.clone() };
+                IssuerKeys::Remote(RemoteKeys::new(source, policy))
+            };
+            issuers.push(TrustedIssuer { config: config.clone(), keys });
+        }
+        Ok(Verifier {
+            issuers,
+            leeway: Duration::seconds(auth.leeway_seconds as i64),
+            max_token_bytes: auth.max_token_bytes as usize,
+        })
+    }
+
+    /// The issuer config a verified caller came through.
+    pub fn issuer_config(&self, issuer: &str) -> Option<&IssuerConfig> {
+        self.issuers.iter().find(|i| i.config.issuer == issuer).map(|i| &i.config)
+    }
+
+    /// Verifies the `Authorization` header value.
+    pub async fn verify_header(
+        &self,
+        authorization: Option<&str>,
+        now_ms: u64,
+        http: &dyn HttpClient,
+    ) -> Result<VerifiedCaller, AuthError> {
+        let token = bearer_token(authorization).ok_or(AuthError::MissingToken)?;
+        self.verify(token, now_ms, http).await
+    }
+
+    /// Verifies a compact JWS token.
+    pub async fn verify(&self, token: &str, now_ms: u64, http: &dyn HttpClient) -> Result<VerifiedCaller, AuthError> {
+        let untrusted = self.parse(token)?;
+        let issuer = self.pick_issuer(&untrusted)?;
+        let kid = untrusted.header().key_id.as_deref();
+        let set = match &issuer.keys {
+            IssuerKeys::Static(set) => set.clone(),
+            IssuerKeys::Remote(remote) => remote.key_set(kid, now_ms, http).await?,
+        };
+        let entry = match set.lookup(kid) {
+            KeyLookup::Found(entry) => entry,
+            KeyLookup::UnknownKid => return Err(AuthError::InvalidToken("unknown key id")),
+            KeyLookup::KidRequired => return Err(AuthError::InvalidToken("key id required")),
+        };
+        if untrusted.algorithm() != entry.key.algorithm() {
+            return Err(AuthError::InvalidToken("algorithm does not match the key"));
+        }
+        let token = entry.key.validate(&untrusted).map_err(map_validation_error)?;
+        self.check_claims(&issuer.config, token.claims(), now_ms)
+    }
+
+    /// Steps 1–2: shape and header, before any key is touched.
+    fn parse<'t>(&self, token: &'t str) -> Result<Untrusted<'t>, AuthError> {
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::InvalidToken("token too large"));
+        }
+        let alphabet_ok = token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !alphabet_ok || token.bytes().filter(|&b| b == b'.').count() != 2 {
+            return Err(AuthError::InvalidToken("malformed token"));
+        }
+        let untrusted = Untrusted::try_from(token).map_err(|_| AuthError::InvalidToken("malformed token"))?;
+        let header = untrusted.header();
+        if header.other_fields.crit.is_some() {
+            return Err(AuthError::InvalidToken("unsupported critical header"));
+        }
+        if header.other_fields.jwk.is_some()
+            || header.other_fields.x5c.is_some()
+            || header.key_set_url.is_some()
+            || header.certificate_url.is_some()
+        {
+            return Err(AuthError::InvalidToken("embedded or remote key references are not accepted"));
+        }
+        Ok(untrusted)
+    }
+
+    /// Step 3: the unverified `iss` only selects which keys to try.
+    fn pick_issuer(&self, untrusted: &Untrusted<'_>) -> Result<&TrustedIssuer, AuthError> {
+        let claims: UnverifiedIssuer = untrusted
+            .deserialize_claims_unchecked::<UnverifiedIssuer>()
+            .map_err(|_| AuthError::InvalidToken("malformed claims"))?
+            .custom;
+        let Some(Value::String(iss)) = claims.iss else {
+            return Err(AuthError::InvalidToken("missing issuer"));
+        };
+        self.issuers
+            .iter()
+            .find(|i| i.config.issuer == iss)
+            .ok_or(AuthError::InvalidToken("unknown issuer"))
+    }
+
+    /// Step 6, after the signature: registered claims.
+    fn check_claims(
+        &self,
+        issuer: &IssuerConfig,
+        claims: &Claims<Map<String, Value>>,
+        now_ms: u64,
+    ) -> Result<VerifiedCaller, AuthError> {
+        let now = DateTime::<Utc>::from_timestamp_millis(now_ms as i64).ok_or(AuthError::InvalidToken("clock"))?;
+        let options = TimeOptions::new(self.leeway, move || now);
+        claims.validate_expiration(&options).map_err(map_validation_error)?;
+        if claims.not_before.is_some() {
+            claims.validate_maturity(&options).map_err(map_validation_error)?;
+        }
+        if claims.issued_at.is_some_and(|iat| iat > now + self.leeway) {
+            return Err(AuthError::InvalidToken("issued in the future"));
+        }
+        let custom = &claims.custom;
+        if custom.get("iss").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
+            return Err(AuthError::InvalidToken("wrong issuer"));
+        }
+        let audiences = audiences(custom.get("aud")).ok_or(AuthError::InvalidToken("malformed audience"))?;
+        if !audiences.iter().any(|a| *a == issuer.audience) {
+            return Err(AuthError::InvalidToken("wrong audience"));
+        }
+        let subject = match custom.get("sub") {
+            None => String::new(),
+            Some(Value::String(sub)) => sub.clone(),
+            Some(_) => return Err(AuthError::InvalidToken("malformed subject")),
+        };
+        let expires_at = claims.expiration.map(|e| e.timestamp()).unwrap_or_default();
+        Ok(VerifiedCaller::new(issuer.issuer.clone(), subject, audiences, custom.clone(), expires_at))
+    }
+}
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3); anything else is malformed.
+fn audiences(aud: Option<&Value>) -> Option<Vec<String>> {
+    match aud? {
+        Value::String(a) => Some(vec![a.clone()]),
+        Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => None,
+    }
+}
+
+/// `Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1); anything else is no token.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let header = header?.trim();
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn map_validation_error(err: ValidationError) -> AuthError {
+    match err {
+        ValidationError::Expired => AuthError::Expired,
+        ValidationError::NotMature => AuthError::InvalidToken("token not yet valid"),
+        ValidationError::NoClaim(_) => AuthError::InvalidToken("expiry (exp) required"),
+        ValidationError::AlgorithmMismatch { .. } => AuthError::InvalidToken("algorithm does not match the key"),
+        ValidationError::MalformedClaims(_) => AuthError::InvalidToken("malformed claims"),
+        _ => AuthError::InvalidToken("bad signature"),
+    }
+}
+
+impl VerifyingKey {
+    /// Signature check through jwt-compact with the algorithm this key dictates.
+    fn validate(
+        &self,
+        token: &Untrusted<'_>,
+    ) -> Result<Token<Map<String, Value>, ExtraHeader>, ValidationError> {
+        match self {
+            VerifyingKey::Hs256(key) => StrongAlg(Hs256).validator(key).validate(token),
+            VerifyingKey::Rs256(key) => StrongAlg(Rsa::rs256()).validator(key).validate(token),
+            VerifyingKey::Es256(key) => Es256.validator(key).validate(token),
+            VerifyingKey::EdDsa(key) => Ed25519.validator(key).validate(token),
+        }
+    }
+
+    /// The same primitive jwt-compact's validator runs (length check, signature parse,
+    /// `verify_signature`) on raw bytes: lets the Wycheproof vectors exercise exactly the
+    /// algorithms and key types the verifier uses.
+    pub fn verify_signature_bytes(&self, message: &[u8], signature: &[u8]) -> bool {
+        fn check<A: Algorithm>(alg: A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+            if let Some(len) = A::Signature::LENGTH {
+                if signature.len() != len.get() {
+                    return false;
+                }
+            }
+            match A::Signature::try_from_slice(signature) {
+                Ok(sig) => alg.verify_signature(&sig, key, message),
+                Err(_) => false,
+            }
+        }
+        match self {
+            VerifyingKey::Hs256(key) => check(StrongAlg(Hs256), key, message, signature),
+            VerifyingKey::Rs256(key) => check(StrongAlg(Rsa::rs256()), key, message, signature),
+            VerifyingKey::Es256(key) => check(Es256, key, message, signature),
+            VerifyingKey::EdDsa(key) => check(Ed25519, key, message, signature),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Who is asking, and may they have credentials for this project?
+//!
+//! - [`jwt`]: turns an untrusted bearer token into a [`VerifiedCaller`] (jwt-compact);
+//! - [`jwks`]: key sets — inline, fetched from a URL or via OIDC discovery, cached;
+//! - [`authz`]: stateless per-project authorization on the verified claims.
+
+pub mod authz;
+pub mod jwks;
+pub mod jwt;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::{lenient, validate_url, ConfigError};
+use crate::error::{PublicError, PublicFailure};
+use crate::project::ProjectName;
+
+pub use authz::authorize;
+pub use jwt::Verifier;
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub leeway_seconds: u64,
+    /// Claim (string array) listing the projects a caller may use.
+    pub projects_claim: String,
+    /// Claim compared against `admins`.
+    pub admin_claim: String,
+    pub admins: Vec<String>,
+    pub issuers: Vec<IssuerConfig>,
+    pub service_accounts: Vec<ServiceAccountRule>,
+    /// Longer bearer tokens are rejected before any parsing.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub max_token_bytes: u64,
+    /// How long a fetched JWKS is used before it is fetched again.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub jwks_cache_seconds: u64,
+    /// Minimum time between two fetches of one issuer's keys, whatever `kid`s arrive.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub jwks_min_refetch_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            leeway_seconds: 60,
+            projects_claim: "projects".into(),
+            admin_claim: "email".into(),
+            admins: Vec::new(),
+            issuers: Vec::new(),
+            service_accounts: Vec::new(),
+            max_token_bytes: 8192,
+            jwks_cache_seconds: 600,
+            jwks_min_refetch_seconds: 60,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One trusted token issuer (`[[auth.issuers]]`) with exactly one key source.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Must equal the token's `iss`.
+    pub issuer: String,
+    /// Must be in the token's `aud`.
+    pub audience: String,
+    /// NAME of the worker secret holding a base64 HS256 key (≥ 32 bytes).
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// Inline JWKS: a JSON string or a table.
+    #[serde(default)]
+    pub jwks: Option<Value>,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Find `jwks_uri` at `{issuer}/.well-known/openid-configuration`.
+    #[serde(default, deserialize_with = "lenient::bool")]
+    pub discovery: bool,
+    /// Whether this issuer's `projects`/admin claims grant access. Turn off for issuers
+    /// whose tokens only service-account rules should authorize (CI OIDC providers).
+    #[serde(default = "default_true", deserialize_with = "lenient::bool")]
+    pub claims_grant_access: bool,
+}
+
+/// `[[auth.service_accounts]]`: lets a CI job's OIDC token push to one project.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountRule {
+    pub project: String,
+    pub issuer: String,
+    pub audience: String,
+    /// Claim name → exact value, or a pattern where `*` matches any run of characters.
+    pub claims: BTreeMap<String, String>,
+}
+
+impl AuthConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.leeway_seconds > 600 {
+            return Err(ConfigError::key("auth.leeway_seconds", "must be at most 600"));
+        }
+        if !(1024..=65536).contains(&self.max_token_bytes) {
+            return Err(ConfigError::key("auth.max_token_bytes", "must be between 1024 and 65536"));
+        }
+        if self.jwks_cache_seconds == 0 {
+            return Err(ConfigError::key("auth.jwks_cache_seconds", "must be positive"));
+        }
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            issuer.validate(&format!("auth.issuers[{i}]"))?;
+            if self.issuers[..i].iter().any(|o| o.issuer == issuer.issuer) {
+                return Err(ConfigError::key(format!("auth.issuers[{i}].issuer"), "is listed twice"));
+            }
+        }
+        for (i, rule) in self.service_accounts.iter().enumerate() {
+            let key = format!("auth.service_accounts[{i}]");
+            if ProjectName::parse(&rule.project).is_err() {
+                return Err(ConfigError::key(format!("{key}.project"), "is not a valid project name"));
+            }
+            if rule.audience.is_empty() {
+                return Err(ConfigError::key(format!("{key}.audience"), "must not be empty"));
+            }
+            if !self.issuers.iter().any(|i| i.issuer == rule.issuer) {
+                return Err(ConfigError::key(format!("{key}.issuer"), "is not a configured issuer"));
+            }
+            // A rule must pin something about the workload besides issuer and audience,
+            // or every token from that issuer (e.g. any GitHub repository) would match.
+            let pins = rule
+                .claims
+                .iter()
+                .filter(|(name, pattern)| !is_reserved_claim(name) && pattern.chars().any(|c| c != '*'))
+                .count();
+            if pins == 0 {
+                return Err(ConfigError::key(
+                    format!("{key}.claims"),
+                    "must pin at least one claim besides iss/aud to a non-wildcard value",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_reserved_claim(name: &str) -> bool {
+    matches!(name, "iss" | "aud" | "exp" | "nbf" | "iat")
+}
+
+impl IssuerConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.issuer.is_empty() {
+            return Err(ConfigError::key(format!("{key}.issuer"), "must not be empty"));
+        }
+        if self.audience.is_empty() {
+            return Err(ConfigError::key(format!("{key}.audience"), "must not be empty"));
+        }
+        let sources = [
+            self.hs256_secret.is_some(),
+            self.jwks.is_some(),
+            self.jwks_url.is_some(),
+            self.discovery,
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(ConfigError::key(
+                key,
+                "needs exactly one of hs256_secret, jwks, jwks_url, discovery",
+            ));
+        }
+        if let Some(url) = &self.jwks_url {
+            validate_url(&format!("{key}.jwks_url"), url)?;
+        }
+        if self.discovery {
+            validate_url(&format!("{key}.issuer"), &self.issuer)?;
+        }
+        Ok(())
+    }
+}
+
+/// A caller whose token passed every check. Only [`jwt::Verifier`] constructs one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedCaller {
+    issuer: String,
+    subject: String,
+    audiences: Vec<String>,
+    claims: Map<String, Value>,
+    /// Unix seconds of the token's `exp`.
+    expires_at: i64,
+}
+
+impl VerifiedCaller {
+    pub(crate) fn new(
+        issuer: String,
+        subject: String,
+        audiences: Vec<String>,
+        claims: Map<String, Value>,
+        expires_at: i64,
+    ) -> Self {
+        VerifiedCaller {
+            issuer,
+            subject,
+            audiences,
+            claims,
+            expires_at,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The raw `sub` (empty when the token had none). For logs and AWS session names use
+    /// [`VerifiedCaller::audit_identity`].
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// A claim by name (all claims, including `iss`/`sub`/`aud`).
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
+    /// `sub` reduced to `[\w+=,.@-]`, 2–64 characters: what AWS accepts for
+    /// RoleSessionName/SourceIdentity, and safe in a log line.
+    pub fn audit_identity(&self) -> String {
+        sanitize_identity(&self.subject)
+    }
+}
+
+/// Keeps `[A-Za-z0-9_+=,.@-]`, replaces anything else with `-`, truncates to 64 and
+/// pads to at least 2 characters.
+pub fn sanitize_identity(raw: &str) -> String {
+    let mut out: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    while out.len() < 2 {
+        out.push('-');
+    }
+    out
+}
+
+/// Why a caller was turned away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    MissingToken,
+    /// Malformed, unknown issuer, wrong audience, bad signature, …: one public answer,
+    /// the `&'static str` says which check failed (for the log and `WWW-Authenticate`).
+    InvalidToken(&'static str),
+    Expired,
+    /// The caller is known but may not use this project.
+    Forbidden,
+    /// The issuer's keys could not be fetched.
+    KeysUnavailable(&'static str),
+    Misconfigured(ConfigError),
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::MissingToken => f.write_str("missing bearer token"),
+            AuthError::InvalidToken(why) => write!(f, "invalid token: {why}"),
+            AuthError::Expired => f.write_str("token expired"),
+            AuthError::Forbidden => f.write_str("forbidden"),
+            AuthError::KeysUnavailable(why) => write!(f, "issuer keys unavailable: {why}"),
+            AuthError::Misconfigured(e) => e.fmt(f),
+        }
+    }
+}
+
+impl PublicError for AuthError {
+    fn public(&self) -> PublicFailure {
+        let challenge = |desc: &str| format!("Bearer realm=\"rise\", error=\"invalid_token\", error_description=\"{desc}\"");
+        match self {
+            // RFC 6750 §3.1: no error code when the request had no credentials at all.
+            AuthError::MissingToken => PublicFailure::new(401, "missing_token", "an Authorization: Bearer token is required")
+                .with_header("www-authenticate", "Bearer realm=\"rise\""),
+            AuthError::InvalidToken(why) => PublicFailure::new(401, "invalid_token", "the bearer token is not valid")
+                .with_header("www-authenticate", challenge(why)),
+            AuthError::Expired => PublicFailure::new(401, "token_expired", "the bearer token has expired")
+                .with_header("www-authenticate", challenge("token expired")),
+            AuthError::Forbidden => PublicFailure::new(403, "forbidden", "not allowed to access this project"),
+            AuthError::KeysUnavailable(_) => PublicFailure::new(
+                502,
+                "upstream_error",
+                "could not fetch the token issuer's signing keys",
+            ),
+            AuthError::Misconfigured(e) => e.public(),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Edge container-registry credential broker.
+//!
+//! A deploy CLI calls `GET /registry/credentials?project=my-app` with a bearer JWT and
+//! gets back credentials that work for that project's repository only.
+//!
+//! ```text
+//!  worker::Request ──shell──▶ http::ApiRequest ──▶ api::respond
+//!                                                   │ project::ProjectName::parse   (400)
+//!                                                   │ config (loaded once)          (500)
+//!                                                   │ auth::jwt::Verifier           (401)
+//!                                                   │   └ auth::jwks (JWKS fetch via http::HttpClient)
+//!                                                   │ auth::authz::authorize        (403)
+//!                                                   │ registry::RegistryProvider    (200 / 5xx)
+//!  worker::Response ◀──shell── http::ApiResponse ◀──┘ error::error_response (one JSON error shape)
+//! ```
+//!
+//! Everything above the shell is plain Rust that `cargo test` runs natively: no clock
+//! (time is passed in as `now_ms`), no network (outbound calls go through
+//! [`http::HttpClient`]), no environment (vars and secrets are passed in). The shell in
+//! `shell` is compiled only for `wasm32` and is the one place that touches `worker`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod project;
+pub mod registry;
+pub mod secrets;
+pub mod singleflight;
+
+#[cfg(target_arch = "wasm32")]
+mod shell;

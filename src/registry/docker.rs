@@ -1,0 +1,90 @@
+//! The docker provider: any Docker-compatible registry the client already logged in to.
+//! Nothing is issued; the broker tells the CLI where the project's repository lives.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{
+    AuthMethod, CredentialRequest, ProviderContext, ProviderError, RegistryCredentials,
+    RegistryProvider,
+};
+use crate::config::ConfigError;
+use crate::project::ProjectName;
+use crate::secrets::SecretString;
+
+/// `[registry]` with `type = "docker"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Registry host (and port), no scheme: `localhost:5000`, `docker.io`.
+    pub registry_url: String,
+    /// Path inside the registry under which projects live; may be empty.
+    #[serde(default)]
+    pub namespace: String,
+}
+
+impl DockerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.registry_url;
+        let host_ok = !url.is_empty()
+            && url
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+        if !host_ok {
+            return Err(ConfigError::key(
+                "registry.registry_url",
+                "must be a registry host[:port] without scheme or path",
+            ));
+        }
+        if !self.namespace.is_empty()
+            && !self.namespace.split('/').all(|seg| ProjectName::parse(seg).is_ok())
+        {
+            return Err(ConfigError::key(
+                "registry.namespace",
+                "must be `/`-separated lower-case path segments",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `{namespace}/{project}`, or just the project with an empty namespace.
+    pub fn repository(&self, project: &ProjectName) -> String {
+        if self.namespace.is_empty() {
+            project.to_string()
+        } else {
+            format!("{}/{}", self.namespace, project)
+        }
+    }
+}
+
+pub struct DockerProvider {
+    config: DockerConfig,
+}
+
+impl DockerProvider {
+    pub fn new(config: DockerConfig) -> Self {
+        DockerProvider { config }
+    }
+}
+
+#[async_trait(?Send)]
+impl RegistryProvider for DockerProvider {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn credentials(
+        &self,
+        request: &CredentialRequest<'_>,
+        _ctx: &ProviderContext<'_>,
+    ) -> Result<RegistryCredentials, ProviderError> {
+        Ok(RegistryCredentials {
+            registry_url: self.config.registry_url.clone(),
+            username: String::new(),
+            password: SecretString::default(),
+            expires_in: None,
+            repository: self.config.repository(request.project),
+            auth_method: AuthMethod::ClientAuth,
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! [`HttpClient`] over the Workers `fetch`, with a per-request timeout.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::{select, Either};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+use crate::http::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
+
+pub struct WorkerFetch;
+
+fn method(name: &str) -> Method {
+    match name {
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
+        _ => Method::Get,
+    }
+}
+
+#[async_trait(?Send)]
+impl HttpClient for WorkerFetch {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
+        let net = |e: worker::Error| TransportError::Network(e.to_string());
+        let headers = Headers::new();
+        for (name, value) in &request.headers {
+            headers.set(name, value).map_err(net)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(method(request.method)).with_headers(headers);
+        if !request.body.is_empty() {
+            let body = js_sys::Uint8Array::from(request.body.as_slice());
+            init.with_body(Some(body.into()));
+        }
+        let req = Request::new_with_init(&request.url, &init).map_err(net)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let call = async {
+            let fetch = Fetch::Request(req);
+            let mut resp = fetch.send_with_signal(&signal).await.map_err(net)?;
+            let status = resp.status_code();
+            let headers = resp.headers().entries().collect::<Vec<_>>();
+            let body = resp.bytes().await.map_err(net)?;
+            Ok(OutboundResponse { status, headers, body })
+        };
+        let timer = Delay::from(Duration::from_millis(request.timeout_ms));
+        futures_util::pin_mut!(call);
+        match select(call, timer).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => {
+                controller.abort();
+                Err(TransportError::Timeout)
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The worker shell: the only code that touches the `worker` crate.
+//!
+//! Per isolate: config and key material are loaded once (first request) from the
+//! embedded TOML layers, the worker vars and secrets. Per request: read the clock once,
+//! convert the request, call [`crate::api::respond`], log the audit line, convert back.
+
+mod fetch;
+
+use std::rc::Rc;
+
+use js_sys::{Object, Reflect, JSON};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{console_log, event, Context, Date, Env, Request, Response, Result};
+
+use crate::api::{respond, Broker, RequestEnv};
+use crate::config::{self, ConfigError};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::secrets::{SecretString, Secrets};
+
+thread_local! {
+    static BROKER: std::cell::OnceCell<Rc<std::result::Result<Broker, ConfigError>>> =
+        const { std::cell::OnceCell::new() };
+}
+
+/// Worker secrets (and vars): read straight from the `env` object.
+struct EnvSecrets<'a>(&'a Env);
+
+impl Secrets for EnvSecrets<'_> {
+    fn get(&self, name: &str) -> Option<SecretString> {
+        env_string(self.0, name).map(SecretString::new)
+    }
+}
+
+/// A string binding; objects (JSON `[vars]` tables in wrangler.toml) come back as JSON.
+fn env_string(env: &Env, name: &str) -> Option<String> {
+    let value = Reflect::get(env.as_ref(), &JsValue::from_str(name)).ok()?;
+    if let Some(s) = value.as_string() {
+        return Some(s);
+    }
+    if value.is_object() {
+        return JSON::stringify(&value).ok().and_then(|s| s.as_string());
+    }
+    None
+}
+
+/// `RUN_MODE` and every `RISE_*` binding, as (name, value).
+fn config_vars(env: &Env) -> Vec<(String, String)> {
+    let keys = Object::keys(env.unchecked_ref::<Object>());
+    keys.iter()
+        .filter_map(|k| k.as_string())
+        .filter(|k| k.starts_with(config::VAR_PREFIX))
+        .filter_map(|k| env_string(env, &k).map(|v| (k, v)))
+        .collect()
+}
+
+fn load_broker(env: &Env) -> std::result::Result<Broker, ConfigError> {
+    let vars = config_vars(env);
+    let run_mode = env_string(env, "RUN_MODE");
+    let config = config::load_embedded(
+        run_mode.as_deref(),
+        vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    Broker::new(config, &EnvSecrets(env))
+}
+
+fn broker(env: &Env) -> Rc<std::result::Result<Broker, ConfigError>> {
+    BROKER.with(|cell| {
+        cell.get_or_init(|| {
+            let loaded = load_broker(env);
+            match &loaded {
+                Ok(b) => console_log!("{{\"event\":\"config_loaded\",\"provider\":\"{}\"}}", b.config().registry.kind()),
+                // Names the key, never a value.
+                Err(e) => console_log!("{}", serde_json::json!({"event": "config_error", "error": e.to_string()})),
+            }
+            Rc::new(loaded)
+        })
+        .clone()
+    })
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    console_error_panic_hook::set_once();
+    let now_ms = Date::now().as_millis();
+    let broker = broker(&env);
+    let request = ApiRequest {
+        method: req.method().to_string(),
+        path: req.path(),
+        query: req.url()?.query().map(str::to_owned),
+        authorization: req.headers().get("authorization")?,
+    };
+    let secrets = EnvSecrets(&env);
+    let http = fetch::WorkerFetch;
+    let request_env = RequestEnv {
+        now_ms,
+        http: &http,
+        secrets: &secrets,
+    };
+    let outcome = respond(broker.as_ref().as_ref(), &request, &request_env).await;
+    if let Some(audit) = outcome.audit {
+        console_log!("{}", audit);
+    }
+    into_response(outcome.response)
+}
+
+fn into_response(api: ApiResponse) -> Result<Response> {
+    let mut response = Response::from_bytes(api.body.into_bytes())?.with_status(api.status);
+    let headers = response.headers_mut();
+    for (name, value) in &api.headers {
+        headers.set(name, value)?;
+    }
+    Ok(response)
+}
