@@ -14,11 +14,16 @@ fn main() {
         })
         .collect();
     names.sort();
-    let mut out = String::from("/// Embedded config layers: (name, TOML text).\npub const FILES: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Embedded config layers: (name, TOML text).\npub const FILES: &[(&str, &str)] = &[\n",
+    );
     for name in &names {
         println!("cargo:rerun-if-changed=config/{name}.toml");
         let path = fs::canonicalize(dir.join(format!("{name}.toml"))).unwrap();
-        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     out.push_str("];\n");
     let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("embedded_config.rs");

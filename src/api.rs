@@ -12,7 +12,9 @@ use crate::config::{Config, ConfigError};
 use crate::error::{error_response, PublicError, RequestError};
 use crate::http::{ApiRequest, ApiResponse, HttpClient};
 use crate::project::{Access, ProjectName};
-use crate::registry::{create_registry_provider, CredentialRequest, ProviderContext, RegistryProvider};
+use crate::registry::{
+    create_registry_provider, CredentialRequest, ProviderContext, RegistryProvider,
+};
 use crate::secrets::Secrets;
 
 /// Everything one request may use from the outside world.
@@ -39,7 +41,9 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("provider", &self.provider.kind()).finish()
+        f.debug_struct("Broker")
+            .field("provider", &self.provider.kind())
+            .finish()
     }
 }
 
@@ -48,7 +52,11 @@ impl Broker {
     pub fn new(config: Config, secrets: &dyn Secrets) -> Result<Self, ConfigError> {
         let verifier = Verifier::from_config(&config.auth, secrets)?;
         let provider = create_registry_provider(&config.registry);
-        Ok(Broker { config, verifier, provider })
+        Ok(Broker {
+            config,
+            verifier,
+            provider,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -61,7 +69,11 @@ const ROUTES: &[(&str, &str)] = &[("/health", "GET"), ("/registry/credentials", 
 
 /// Handles one request. `broker` is the start-up result: an error answers every known
 /// route with 500 `misconfigured` (naming the key), never a half-configured service.
-pub async fn respond(broker: Result<&Broker, &ConfigError>, request: &ApiRequest, env: &RequestEnv<'_>) -> Outcome {
+pub async fn respond(
+    broker: Result<&Broker, &ConfigError>,
+    request: &ApiRequest,
+    env: &RequestEnv<'_>,
+) -> Outcome {
     let Some((path, allow)) = ROUTES.iter().find(|(p, _)| *p == request.path) else {
         return plain(error_response(&RequestError::NotFound));
     };
@@ -78,7 +90,10 @@ pub async fn respond(broker: Result<&Broker, &ConfigError>, request: &ApiRequest
 }
 
 fn plain(response: ApiResponse) -> Outcome {
-    Outcome { response, audit: None }
+    Outcome {
+        response,
+        audit: None,
+    }
 }
 
 fn health(broker: &Broker) -> ApiResponse {
@@ -114,7 +129,11 @@ pub fn parse_query(query: Option<&str>) -> Result<(ProjectName, Access), Request
     Ok((project, access))
 }
 
-async fn credentials(broker: Result<&Broker, &ConfigError>, request: &ApiRequest, env: &RequestEnv<'_>) -> Outcome {
+async fn credentials(
+    broker: Result<&Broker, &ConfigError>,
+    request: &ApiRequest,
+    env: &RequestEnv<'_>,
+) -> Outcome {
     let (project, access) = match parse_query(request.query.as_deref()) {
         Ok(parsed) => parsed,
         Err(e) => return plain(error_response(&e)),
@@ -153,7 +172,10 @@ async fn credentials(broker: Result<&Broker, &ConfigError>, request: &ApiRequest
             error_response(&public)
         }
     };
-    Outcome { response, audit: Some(audit) }
+    Outcome {
+        response,
+        audit: Some(audit),
+    }
 }
 
 /// Authorization and the provider call, for a verified caller.
@@ -169,15 +191,24 @@ async fn issue(
         .verifier
         .issuer_config(caller.issuer())
         .is_some_and(|i| i.claims_grant_access);
-    let grant = authorize(&broker.config.auth, caller, claims_grant_access, project).map_err(boxed)?;
+    let grant =
+        authorize(&broker.config.auth, caller, claims_grant_access, project).map_err(boxed)?;
     audit["grant"] = grant.as_str().into();
     let ctx = ProviderContext {
         now_ms: env.now_ms,
         http: env.http,
         secrets: env.secrets,
     };
-    let request = CredentialRequest { caller, project, access };
-    let credentials = broker.provider.credentials(&request, &ctx).await.map_err(boxed)?;
+    let request = CredentialRequest {
+        caller,
+        project,
+        access,
+    };
+    let credentials = broker
+        .provider
+        .credentials(&request, &ctx)
+        .await
+        .map_err(boxed)?;
     if let Some(expires_in) = credentials.expires_in {
         audit["expires_in"] = expires_in.into();
     }

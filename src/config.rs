@@ -80,7 +80,11 @@ impl std::error::Error for ConfigError {}
 impl PublicError for ConfigError {
     fn public(&self) -> PublicFailure {
         // Names the key or secret, never a value: safe to show to the caller.
-        PublicFailure::new(500, "misconfigured", format!("broker is misconfigured: {self}"))
+        PublicFailure::new(
+            500,
+            "misconfigured",
+            format!("broker is misconfigured: {self}"),
+        )
     }
 }
 
@@ -131,7 +135,9 @@ fn parse_toml(name: &str, text: &str) -> Result<Value, ConfigError> {
 }
 
 /// Builds the overlay tree from `RISE_<SECTION>__<KEY>[__<KEY>…]` vars.
-fn vars_overlay<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Value, ConfigError> {
+fn vars_overlay<'a>(
+    vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Value, ConfigError> {
     let mut overlay = Value::Object(Map::new());
     let mut vars: Vec<_> = vars.into_iter().collect();
     vars.sort(); // deterministic, whatever order the runtime lists them in
@@ -149,7 +155,10 @@ fn vars_overlay<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Resul
                 .entry(segment.clone())
                 .or_insert_with(|| Value::Object(Map::new()));
             if !child.is_object() {
-                return Err(ConfigError::key(name, "conflicts with another var for the same key"));
+                return Err(ConfigError::key(
+                    name,
+                    "conflicts with another var for the same key",
+                ));
             }
             node = child;
         }
@@ -165,7 +174,8 @@ fn var_path(name: &str) -> Option<Vec<String>> {
         return None;
     }
     let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-    let valid = |s: &String| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid =
+        |s: &String| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     path.iter().all(valid).then_some(path)
 }
 
@@ -186,7 +196,11 @@ pub fn merge(base: &mut Value, overlay: Value) {
         (Value::Object(base), Value::Object(overlay)) => {
             for (key, value) in overlay {
                 match base.get_mut(&key) {
-                    Some(existing) if existing.is_object() && value.is_object() && !type_changes(existing, &value) => {
+                    Some(existing)
+                        if existing.is_object()
+                            && value.is_object()
+                            && !type_changes(existing, &value) =>
+                    {
                         merge(existing, value)
                     }
                     _ => {
@@ -244,7 +258,11 @@ pub fn deserialize_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result
         if inner.starts_with("missing field") {
             ConfigError::key(join(&base, field), "is required")
         } else if inner.starts_with("unknown field") {
-            let key = if base.ends_with(field) { base } else { join(&base, field) };
+            let key = if base.ends_with(field) {
+                base
+            } else {
+                join(&base, field)
+            };
             ConfigError::key(key, "is not a known key")
         } else if inner.starts_with("unknown variant") {
             ConfigError::key(base, "has an unsupported value")
@@ -312,7 +330,9 @@ pub mod lenient {
 
 /// True for `http://` URLs on loopback, which are allowed for local emulators and tests.
 pub fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = match host.rsplit_once(':') {
         Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -330,6 +350,9 @@ pub fn validate_url(key: &str, url: &str) -> Result<(), ConfigError> {
     if https_host || is_loopback_http(url) {
         Ok(())
     } else {
-        Err(ConfigError::key(key, "must be an https:// URL (http:// only on loopback)"))
+        Err(ConfigError::key(
+            key,
+            "must be an https:// URL (http:// only on loopback)",
+        ))
     }
 }

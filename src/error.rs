@@ -83,9 +83,11 @@ impl PublicError for RequestError {
                 "missing_project",
                 "query parameter `project` is required",
             ),
-            RequestError::InvalidProject(why) => {
-                PublicFailure::new(400, "invalid_project", format!("invalid project name: {why}"))
-            }
+            RequestError::InvalidProject(why) => PublicFailure::new(
+                400,
+                "invalid_project",
+                format!("invalid project name: {why}"),
+            ),
             RequestError::InvalidAccess => PublicFailure::new(
                 400,
                 "invalid_access",

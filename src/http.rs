@@ -69,7 +69,10 @@ impl std::fmt::Debug for OutboundRequest {
         f.debug_struct("OutboundRequest")
             .field("method", &self.method)
             .field("url", &self.url)
-            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("body_len", &self.body.len())
             .finish()
     }

@@ -85,7 +85,15 @@ mod tests {
 
     #[test]
     fn accepts_grammar() {
-        for ok in ["a", "my-app", "my_app", "my.app", "a1-b2_c3.d4", "0", &"a".repeat(63)] {
+        for ok in [
+            "a",
+            "my-app",
+            "my_app",
+            "my.app",
+            "a1-b2_c3.d4",
+            "0",
+            &"a".repeat(63),
+        ] {
             assert_eq!(ProjectName::parse(ok).unwrap().as_str(), ok, "{ok}");
         }
     }
@@ -95,11 +103,14 @@ mod tests {
         let long = "a".repeat(64);
         for bad in [
             "*", "my-app*", "?", "my?app", "\"", "'", "a/b", "my-app/x", "..", "a..b", "../x",
-            "My-App", "APP", "ünï", "appé", "-app", "app-", "a--b", "a-.b", ".app", " app",
-            "app ", "a\u{0}b", "a%2fb", &long,
+            "My-App", "APP", "ünï", "appé", "-app", "app-", "a--b", "a-.b", ".app", " app", "app ",
+            "a\u{0}b", "a%2fb", &long,
         ] {
             assert!(
-                matches!(ProjectName::parse(bad), Err(RequestError::InvalidProject(_))),
+                matches!(
+                    ProjectName::parse(bad),
+                    Err(RequestError::InvalidProject(_))
+                ),
                 "{bad:?} should be invalid"
             );
         }
@@ -110,7 +121,10 @@ mod tests {
     fn access_values() {
         assert_eq!(Access::parse(None), Ok(Access::Push));
         assert_eq!(Access::parse(Some("pull")), Ok(Access::Pull));
-        assert_eq!(Access::parse(Some("PUSH")), Err(RequestError::InvalidAccess));
+        assert_eq!(
+            Access::parse(Some("PUSH")),
+            Err(RequestError::InvalidAccess)
+        );
         assert_eq!(Access::parse(Some("")), Err(RequestError::InvalidAccess));
     }
 }

@@ -64,7 +64,10 @@ impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
         }
         // Leader. The guard clears the entry if this future is dropped before finishing,
         // which drops the senders and wakes the followers with `Abandoned`.
-        let guard = LeaderGuard { flight: self, key: Some(key) };
+        let guard = LeaderGuard {
+            flight: self,
+            key: Some(key),
+        };
         let value = work().await;
         let key = guard.finish();
         let followers = self.waiters.borrow_mut().remove(&key).unwrap_or_default();

@@ -25,7 +25,9 @@ use crate::singleflight::SingleFlight;
 /// A key that can verify exactly one JWS algorithm.
 #[derive(Clone)]
 pub enum VerifyingKey {
-    Hs256(StrongKey<Hs256Key>),
+    /// At least 32 bytes (RFC 7518 §3.2). Not jwt-compact's `StrongKey`, which demands
+    /// 64 (the SHA-256 block size) and would refuse the 32-byte keys the design specifies.
+    Hs256(Hs256Key),
     Rs256(StrongKey<RsaPublicKey>),
     Es256(p256::ecdsa::VerifyingKey),
     EdDsa(ed25519_dalek::VerifyingKey),
@@ -83,7 +85,9 @@ impl KeySet {
 
     /// A single HS256 key from a base64 (standard or URL-safe, padded or not) secret.
     pub fn from_hs256_secret(encoded: &str) -> Result<Self, &'static str> {
-        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
         let encoded = encoded.trim();
         let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
             .iter()
@@ -92,11 +96,10 @@ impl KeySet {
         if bytes.len() < MIN_HS256_KEY_BYTES {
             return Err("must decode to at least 32 bytes");
         }
-        let key = StrongKey::try_from(Hs256Key::new(&bytes)).map_err(|_| "is too weak")?;
         Ok(KeySet {
             keys: vec![KeyEntry {
                 kid: None,
-                key: VerifyingKey::Hs256(key),
+                key: VerifyingKey::Hs256(Hs256Key::new(&bytes)),
             }],
         })
     }
@@ -113,7 +116,9 @@ impl KeySet {
             .ok_or("is not a JWKS (no `keys` array)")?;
         let mut out: Vec<KeyEntry> = Vec::new();
         for jwk in keys {
-            let Some(entry) = parse_jwk(jwk)? else { continue };
+            let Some(entry) = parse_jwk(jwk)? else {
+                continue;
+            };
             if entry.kid.is_some() && out.iter().any(|e| e.kid == entry.kid) {
                 return Err("lists a `kid` twice");
             }
@@ -164,13 +169,16 @@ fn parse_jwk(jwk: &Value) -> Result<Option<KeyEntry>, &'static str> {
     let key = match (&parsed, text("kty"), text("crv")) {
         (_, Some("RSA"), _) => {
             let rsa = RsaPublicKey::try_from(&parsed).map_err(|_| "has an invalid RSA key")?;
-            VerifyingKey::Rs256(StrongKey::try_from(rsa).map_err(|_| "has an RSA key under 2048 bits")?)
+            VerifyingKey::Rs256(
+                StrongKey::try_from(rsa).map_err(|_| "has an RSA key under 2048 bits")?,
+            )
         }
         (_, Some("EC"), Some("P-256")) => VerifyingKey::Es256(
             p256::ecdsa::VerifyingKey::try_from(&parsed).map_err(|_| "has an invalid P-256 key")?,
         ),
         (_, Some("OKP"), Some("Ed25519")) => VerifyingKey::EdDsa(
-            ed25519_dalek::VerifyingKey::try_from(&parsed).map_err(|_| "has an invalid Ed25519 key")?,
+            ed25519_dalek::VerifyingKey::try_from(&parsed)
+                .map_err(|_| "has an invalid Ed25519 key")?,
         ),
         _ => return Ok(None),
     };
@@ -188,7 +196,9 @@ fn parse_jwk(jwk: &Value) -> Result<Option<KeyEntry>, &'static str> {
 pub enum RemoteSource {
     JwksUrl(String),
     /// `{issuer}/.well-known/openid-configuration` → `jwks_uri`.
-    Discovery { issuer: String },
+    Discovery {
+        issuer: String,
+    },
 }
 
 /// Timing knobs for [`RemoteKeys`], from `[auth]`.
@@ -253,7 +263,9 @@ impl RemoteKeys {
                 Err(_) => cached.ok_or(AuthError::KeysUnavailable("fetch was abandoned")),
             },
             (false, Some(set)) => Ok(set),
-            (false, None) => Err(AuthError::KeysUnavailable("recent fetch failed; rate-limited")),
+            (false, None) => Err(AuthError::KeysUnavailable(
+                "recent fetch failed; rate-limited",
+            )),
         }
     }
 
@@ -264,7 +276,8 @@ impl RemoteKeys {
             RemoteSource::Discovery { issuer } => discover_jwks_uri(issuer, http).await?,
         };
         let doc = get_json(&jwks_url, http).await?;
-        let set = KeySet::from_jwks(&doc).map_err(|_| AuthError::KeysUnavailable("JWKS document is invalid"))?;
+        let set = KeySet::from_jwks(&doc)
+            .map_err(|_| AuthError::KeysUnavailable("JWKS document is invalid"))?;
         let set = Rc::new(set);
         let mut state = self.state.borrow_mut();
         state.keys = Some(set.clone());
@@ -275,16 +288,24 @@ impl RemoteKeys {
 
 /// OIDC discovery: the document must name the same issuer, and its `jwks_uri` must be https.
 async fn discover_jwks_uri(issuer: &str, http: &dyn HttpClient) -> Result<String, AuthError> {
-    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
     let doc = get_json(&url, http).await?;
     if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
-        return Err(AuthError::KeysUnavailable("discovery document names another issuer"));
+        return Err(AuthError::KeysUnavailable(
+            "discovery document names another issuer",
+        ));
     }
-    let jwks_uri = doc
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or(AuthError::KeysUnavailable("discovery document has no jwks_uri"))?;
-    validate_url("jwks_uri", jwks_uri).map_err(|_| AuthError::KeysUnavailable("jwks_uri is not https"))?;
+    let jwks_uri =
+        doc.get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or(AuthError::KeysUnavailable(
+                "discovery document has no jwks_uri",
+            ))?;
+    validate_url("jwks_uri", jwks_uri)
+        .map_err(|_| AuthError::KeysUnavailable("jwks_uri is not https"))?;
     Ok(jwks_uri.to_owned())
 }
 
@@ -302,5 +323,6 @@ async fn get_json(url: &str, http: &dyn HttpClient) -> Result<Value, AuthError> 
     if response.body.len() > MAX_DOC_BYTES {
         return Err(AuthError::KeysUnavailable("document too large"));
     }
-    serde_json::from_slice(&response.body).map_err(|_| AuthError::KeysUnavailable("document is not JSON"))
+    serde_json::from_slice(&response.body)
+        .map_err(|_| AuthError::KeysUnavailable("document is not JSON"))
 }

@@ -12,7 +12,10 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Rsa, StrongAlg};
-use jwt_compact::{Algorithm, AlgorithmExt, AlgorithmSignature, Claims, TimeOptions, Token, UntrustedToken, ValidationError};
+use jwt_compact::{
+    Algorithm, AlgorithmExt, AlgorithmSignature, Claims, TimeOptions, Token, UntrustedToken,
+    ValidationError,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -70,25 +73,38 @@ impl Verifier {
         for (i, config) in auth.issuers.iter().enumerate() {
             let key = format!("auth.issuers[{i}]");
             let keys = if let Some(name) = &config.hs256_secret {
-                let secret = secrets.get(name).ok_or_else(|| ConfigError::missing_secret(name))?;
-                let set = KeySet::from_hs256_secret(secret.expose())
-                    .map_err(|reason| ConfigError::Secret { name: name.clone(), reason })?;
+                let secret = secrets
+                    .get(name)
+                    .ok_or_else(|| ConfigError::missing_secret(name))?;
+                let set = KeySet::from_hs256_secret(secret.expose()).map_err(|reason| {
+                    ConfigError::Secret {
+                        name: name.clone(),
+                        reason,
+                    }
+                })?;
                 IssuerKeys::Static(Rc::new(set))
             } else if let Some(jwks) = &config.jwks {
                 let doc = match jwks {
-                    Value::String(text) => serde_json::from_str(text)
-                        .map_err(|_| ConfigError::key(format!("{key}.jwks"), "is not valid JSON"))?,
+                    Value::String(text) => serde_json::from_str(text).map_err(|_| {
+                        ConfigError::key(format!("{key}.jwks"), "is not valid JSON")
+                    })?,
                     other => other.clone(),
                 };
-                let set = KeySet::from_jwks(&doc).map_err(|reason| ConfigError::key(format!("{key}.jwks"), reason))?;
+                let set = KeySet::from_jwks(&doc)
+                    .map_err(|reason| ConfigError::key(format!("{key}.jwks"), reason))?;
                 IssuerKeys::Static(Rc::new(set))
             } else if let Some(url) = &config.jwks_url {
                 IssuerKeys::Remote(RemoteKeys::new(RemoteSource::JwksUrl(url.clone()), policy))
             } else {
-                let source = RemoteSource::Discovery { issuer: config.issuer.clone() };
+                let source = RemoteSource::Discovery {
+                    issuer: config.issuer.clone(),
+                };
                 IssuerKeys::Remote(RemoteKeys::new(source, policy))
             };
-            issuers.push(TrustedIssuer { config: config.clone(), keys });
+            issuers.push(TrustedIssuer {
+                config: config.clone(),
+                keys,
+            });
         }
         Ok(Verifier {
             issuers,
@@ -99,7 +115,10 @@ impl Verifier {
 
     /// The issuer config a verified caller came through.
     pub fn issuer_config(&self, issuer: &str) -> Option<&IssuerConfig> {
-        self.issuers.iter().find(|i| i.config.issuer == issuer).map(|i| &i.config)
+        self.issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer)
+            .map(|i| &i.config)
     }
 
     /// Verifies the `Authorization` header value.
@@ -114,7 +133,12 @@ impl Verifier {
     }
 
     /// Verifies a compact JWS token.
-    pub async fn verify(&self, token: &str, now_ms: u64, http: &dyn HttpClient) -> Result<VerifiedCaller, AuthError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        now_ms: u64,
+        http: &dyn HttpClient,
+    ) -> Result<VerifiedCaller, AuthError> {
         let untrusted = self.parse(token)?;
         let issuer = self.pick_issuer(&untrusted)?;
         let kid = untrusted.header().key_id.as_deref();
@@ -130,7 +154,10 @@ impl Verifier {
         if untrusted.algorithm() != entry.key.algorithm() {
             return Err(AuthError::InvalidToken("algorithm does not match the key"));
         }
-        let token = entry.key.validate(&untrusted).map_err(map_validation_error)?;
+        let token = entry
+            .key
+            .validate(&untrusted)
+            .map_err(map_validation_error)?;
         self.check_claims(&issuer.config, token.claims(), now_ms)
     }
 
@@ -145,7 +172,8 @@ impl Verifier {
         if !alphabet_ok || token.bytes().filter(|&b| b == b'.').count() != 2 {
             return Err(AuthError::InvalidToken("malformed token"));
         }
-        let untrusted = Untrusted::try_from(token).map_err(|_| AuthError::InvalidToken("malformed token"))?;
+        let untrusted =
+            Untrusted::try_from(token).map_err(|_| AuthError::InvalidToken("malformed token"))?;
         let header = untrusted.header();
         if header.other_fields.crit.is_some() {
             return Err(AuthError::InvalidToken("unsupported critical header"));
@@ -155,7 +183,9 @@ impl Verifier {
             || header.key_set_url.is_some()
             || header.certificate_url.is_some()
         {
-            return Err(AuthError::InvalidToken("embedded or remote key references are not accepted"));
+            return Err(AuthError::InvalidToken(
+                "embedded or remote key references are not accepted",
+            ));
         }
         Ok(untrusted)
     }
@@ -182,11 +212,16 @@ impl Verifier {
         claims: &Claims<Map<String, Value>>,
         now_ms: u64,
     ) -> Result<VerifiedCaller, AuthError> {
-        let now = DateTime::<Utc>::from_timestamp_millis(now_ms as i64).ok_or(AuthError::InvalidToken("clock"))?;
+        let now = DateTime::<Utc>::from_timestamp_millis(now_ms as i64)
+            .ok_or(AuthError::InvalidToken("clock"))?;
         let options = TimeOptions::new(self.leeway, move || now);
-        claims.validate_expiration(&options).map_err(map_validation_error)?;
+        claims
+            .validate_expiration(&options)
+            .map_err(map_validation_error)?;
         if claims.not_before.is_some() {
-            claims.validate_maturity(&options).map_err(map_validation_error)?;
+            claims
+                .validate_maturity(&options)
+                .map_err(map_validation_error)?;
         }
         if claims.issued_at.is_some_and(|iat| iat > now + self.leeway) {
             return Err(AuthError::InvalidToken("issued in the future"));
@@ -195,7 +230,8 @@ impl Verifier {
         if custom.get("iss").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
             return Err(AuthError::InvalidToken("wrong issuer"));
         }
-        let audiences = audiences(custom.get("aud")).ok_or(AuthError::InvalidToken("malformed audience"))?;
+        let audiences =
+            audiences(custom.get("aud")).ok_or(AuthError::InvalidToken("malformed audience"))?;
         if !audiences.iter().any(|a| *a == issuer.audience) {
             return Err(AuthError::InvalidToken("wrong audience"));
         }
@@ -205,7 +241,13 @@ impl Verifier {
             Some(_) => return Err(AuthError::InvalidToken("malformed subject")),
         };
         let expires_at = claims.expiration.map(|e| e.timestamp()).unwrap_or_default();
-        Ok(VerifiedCaller::new(issuer.issuer.clone(), subject, audiences, custom.clone(), expires_at))
+        Ok(VerifiedCaller::new(
+            issuer.issuer.clone(),
+            subject,
+            audiences,
+            custom.clone(),
+            expires_at,
+        ))
     }
 }
 
@@ -213,7 +255,10 @@ impl Verifier {
 fn audiences(aud: Option<&Value>) -> Option<Vec<String>> {
     match aud? {
         Value::String(a) => Some(vec![a.clone()]),
-        Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => None,
     }
 }
@@ -231,7 +276,9 @@ fn map_validation_error(err: ValidationError) -> AuthError {
         ValidationError::Expired => AuthError::Expired,
         ValidationError::NotMature => AuthError::InvalidToken("token not yet valid"),
         ValidationError::NoClaim(_) => AuthError::InvalidToken("expiry (exp) required"),
-        ValidationError::AlgorithmMismatch { .. } => AuthError::InvalidToken("algorithm does not match the key"),
+        ValidationError::AlgorithmMismatch { .. } => {
+            AuthError::InvalidToken("algorithm does not match the key")
+        }
         ValidationError::MalformedClaims(_) => AuthError::InvalidToken("malformed claims"),
         _ => AuthError::InvalidToken("bad signature"),
     }
@@ -244,7 +291,7 @@ impl VerifyingKey {
         token: &Untrusted<'_>,
     ) -> Result<Token<Map<String, Value>, ExtraHeader>, ValidationError> {
         match self {
-            VerifyingKey::Hs256(key) => StrongAlg(Hs256).validator(key).validate(token),
+            VerifyingKey::Hs256(key) => Hs256.validator(key).validate(token),
             VerifyingKey::Rs256(key) => StrongAlg(Rsa::rs256()).validator(key).validate(token),
             VerifyingKey::Es256(key) => Es256.validator(key).validate(token),
             VerifyingKey::EdDsa(key) => Ed25519.validator(key).validate(token),
@@ -255,7 +302,12 @@ impl VerifyingKey {
     /// `verify_signature`) on raw bytes: lets the Wycheproof vectors exercise exactly the
     /// algorithms and key types the verifier uses.
     pub fn verify_signature_bytes(&self, message: &[u8], signature: &[u8]) -> bool {
-        fn check<A: Algorithm>(alg: A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+        fn check<A: Algorithm>(
+            alg: A,
+            key: &A::VerifyingKey,
+            message: &[u8],
+            signature: &[u8],
+        ) -> bool {
             if let Some(len) = A::Signature::LENGTH {
                 if signature.len() != len.get() {
                     return false;
@@ -267,7 +319,7 @@ impl VerifyingKey {
             }
         }
         match self {
-            VerifyingKey::Hs256(key) => check(StrongAlg(Hs256), key, message, signature),
+            VerifyingKey::Hs256(key) => check(Hs256, key, message, signature),
             VerifyingKey::Rs256(key) => check(StrongAlg(Rsa::rs256()), key, message, signature),
             VerifyingKey::Es256(key) => check(Es256, key, message, signature),
             VerifyingKey::EdDsa(key) => check(Ed25519, key, message, signature),

@@ -104,37 +104,60 @@ pub struct ServiceAccountRule {
 impl AuthConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.leeway_seconds > 600 {
-            return Err(ConfigError::key("auth.leeway_seconds", "must be at most 600"));
+            return Err(ConfigError::key(
+                "auth.leeway_seconds",
+                "must be at most 600",
+            ));
         }
         if !(1024..=65536).contains(&self.max_token_bytes) {
-            return Err(ConfigError::key("auth.max_token_bytes", "must be between 1024 and 65536"));
+            return Err(ConfigError::key(
+                "auth.max_token_bytes",
+                "must be between 1024 and 65536",
+            ));
         }
         if self.jwks_cache_seconds == 0 {
-            return Err(ConfigError::key("auth.jwks_cache_seconds", "must be positive"));
+            return Err(ConfigError::key(
+                "auth.jwks_cache_seconds",
+                "must be positive",
+            ));
         }
         for (i, issuer) in self.issuers.iter().enumerate() {
             issuer.validate(&format!("auth.issuers[{i}]"))?;
             if self.issuers[..i].iter().any(|o| o.issuer == issuer.issuer) {
-                return Err(ConfigError::key(format!("auth.issuers[{i}].issuer"), "is listed twice"));
+                return Err(ConfigError::key(
+                    format!("auth.issuers[{i}].issuer"),
+                    "is listed twice",
+                ));
             }
         }
         for (i, rule) in self.service_accounts.iter().enumerate() {
             let key = format!("auth.service_accounts[{i}]");
             if ProjectName::parse(&rule.project).is_err() {
-                return Err(ConfigError::key(format!("{key}.project"), "is not a valid project name"));
+                return Err(ConfigError::key(
+                    format!("{key}.project"),
+                    "is not a valid project name",
+                ));
             }
             if rule.audience.is_empty() {
-                return Err(ConfigError::key(format!("{key}.audience"), "must not be empty"));
+                return Err(ConfigError::key(
+                    format!("{key}.audience"),
+                    "must not be empty",
+                ));
             }
             if !self.issuers.iter().any(|i| i.issuer == rule.issuer) {
-                return Err(ConfigError::key(format!("{key}.issuer"), "is not a configured issuer"));
+                return Err(ConfigError::key(
+                    format!("{key}.issuer"),
+                    "is not a configured issuer",
+                ));
             }
             // A rule must pin something about the workload besides issuer and audience,
             // or every token from that issuer (e.g. any GitHub repository) would match.
             let pins = rule
                 .claims
                 .iter()
-                .filter(|(name, pattern)| !is_reserved_claim(name) && pattern.chars().any(|c| c != '*'))
+                .filter(|(name, pattern)| {
+                    !is_reserved_claim(name) && pattern.chars().any(|c| c != '*')
+                })
                 .count();
             if pins == 0 {
                 return Err(ConfigError::key(
@@ -154,10 +177,16 @@ fn is_reserved_claim(name: &str) -> bool {
 impl IssuerConfig {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
         if self.issuer.is_empty() {
-            return Err(ConfigError::key(format!("{key}.issuer"), "must not be empty"));
+            return Err(ConfigError::key(
+                format!("{key}.issuer"),
+                "must not be empty",
+            ));
         }
         if self.audience.is_empty() {
-            return Err(ConfigError::key(format!("{key}.audience"), "must not be empty"));
+            return Err(ConfigError::key(
+                format!("{key}.audience"),
+                "must not be empty",
+            ));
         }
         let sources = [
             self.hs256_secret.is_some(),
@@ -290,16 +319,29 @@ impl std::fmt::Display for AuthError {
 
 impl PublicError for AuthError {
     fn public(&self) -> PublicFailure {
-        let challenge = |desc: &str| format!("Bearer realm=\"rise\", error=\"invalid_token\", error_description=\"{desc}\"");
+        let challenge = |desc: &str| {
+            format!("Bearer realm=\"rise\", error=\"invalid_token\", error_description=\"{desc}\"")
+        };
         match self {
-            // RFC 6750 §3.1: no error code when the request had no credentials at all.
-            AuthError::MissingToken => PublicFailure::new(401, "missing_token", "an Authorization: Bearer token is required")
-                .with_header("www-authenticate", "Bearer realm=\"rise\""),
-            AuthError::InvalidToken(why) => PublicFailure::new(401, "invalid_token", "the bearer token is not valid")
-                .with_header("www-authenticate", challenge(why)),
-            AuthError::Expired => PublicFailure::new(401, "token_expired", "the bearer token has expired")
-                .with_header("www-authenticate", challenge("token expired")),
-            AuthError::Forbidden => PublicFailure::new(403, "forbidden", "not allowed to access this project"),
+            // DESIGN.md: every 401 carries error="invalid_token", including this one
+            // (RFC 6750 §3.1 would allow leaving the error out when no token was sent).
+            AuthError::MissingToken => PublicFailure::new(
+                401,
+                "missing_token",
+                "an Authorization: Bearer token is required",
+            )
+            .with_header("www-authenticate", challenge("bearer token required")),
+            AuthError::InvalidToken(why) => {
+                PublicFailure::new(401, "invalid_token", "the bearer token is not valid")
+                    .with_header("www-authenticate", challenge(why))
+            }
+            AuthError::Expired => {
+                PublicFailure::new(401, "token_expired", "the bearer token has expired")
+                    .with_header("www-authenticate", challenge("token expired"))
+            }
+            AuthError::Forbidden => {
+                PublicFailure::new(403, "forbidden", "not allowed to access this project")
+            }
             AuthError::KeysUnavailable(_) => PublicFailure::new(
                 502,
                 "upstream_error",

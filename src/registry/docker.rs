@@ -27,9 +27,9 @@ impl DockerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.registry_url;
         let host_ok = !url.is_empty()
-            && url
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+            && url.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
         if !host_ok {
             return Err(ConfigError::key(
                 "registry.registry_url",
@@ -37,7 +37,10 @@ impl DockerConfig {
             ));
         }
         if !self.namespace.is_empty()
-            && !self.namespace.split('/').all(|seg| ProjectName::parse(seg).is_ok())
+            && !self
+                .namespace
+                .split('/')
+                .all(|seg| ProjectName::parse(seg).is_ok())
         {
             return Err(ConfigError::key(
                 "registry.namespace",

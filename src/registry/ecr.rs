@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{CredentialRequest, ProviderContext, ProviderError, RegistryCredentials, RegistryProvider};
+use super::{
+    CredentialRequest, ProviderContext, ProviderError, RegistryCredentials, RegistryProvider,
+};
 use crate::config::{lenient, validate_url, ConfigError};
 use crate::project::MAX_PROJECT_LEN;
 
@@ -60,7 +62,10 @@ pub struct EcrConfig {
 impl EcrConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !valid_region(&self.region) {
-            return Err(ConfigError::key("registry.region", "must look like `us-east-1`"));
+            return Err(ConfigError::key(
+                "registry.region",
+                "must look like `us-east-1`",
+            ));
         }
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ConfigError::key("registry.account_id", "must be 12 digits"));
@@ -72,14 +77,23 @@ impl EcrConfig {
             ));
         }
         if self.repo_prefix.len() + MAX_PROJECT_LEN > MAX_REPOSITORY_LEN {
-            return Err(ConfigError::key("registry.repo_prefix", "is too long for ECR repository names"));
+            return Err(ConfigError::key(
+                "registry.repo_prefix",
+                "is too long for ECR repository names",
+            ));
         }
         if !valid_role_arn(&self.push_role_arn) {
-            return Err(ConfigError::key("registry.push_role_arn", "must be an IAM role ARN"));
+            return Err(ConfigError::key(
+                "registry.push_role_arn",
+                "must be an IAM role ARN",
+            ));
         }
         if let Some(arn) = &self.role_arn {
             if !valid_role_arn(arn) {
-                return Err(ConfigError::key("registry.role_arn", "must be an IAM role ARN"));
+                return Err(ConfigError::key(
+                    "registry.role_arn",
+                    "must be an IAM role ARN",
+                ));
             }
         }
         if !(MIN_SESSION_SECONDS..=MAX_SESSION_SECONDS).contains(&self.session_duration_seconds) {
@@ -95,10 +109,16 @@ impl EcrConfig {
             validate_url("registry.ecr_endpoint", url)?;
         }
         if !(100..=60_000).contains(&self.timeout_ms) {
-            return Err(ConfigError::key("registry.timeout_ms", "must be between 100 and 60000"));
+            return Err(ConfigError::key(
+                "registry.timeout_ms",
+                "must be between 100 and 60000",
+            ));
         }
         if !(1..=5).contains(&self.max_attempts) {
-            return Err(ConfigError::key("registry.max_attempts", "must be between 1 and 5"));
+            return Err(ConfigError::key(
+                "registry.max_attempts",
+                "must be between 1 and 5",
+            ));
         }
         Ok(())
     }
@@ -123,7 +143,9 @@ fn valid_prefix(prefix: &str) -> bool {
     if prefix.is_empty() {
         return true;
     }
-    let Some(body) = prefix.strip_suffix('/') else { return false };
+    let Some(body) = prefix.strip_suffix('/') else {
+        return false;
+    };
     body.split('/')
         .all(|seg| crate::project::ProjectName::parse(seg).is_ok())
 }
@@ -136,7 +158,9 @@ fn valid_role_arn(arn: &str) -> bool {
     else {
         return false;
     };
-    let Some((account, name)) = rest.split_once(":role/") else { return false };
+    let Some((account, name)) = rest.split_once(":role/") else {
+        return false;
+    };
     account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
         && !name.is_empty()
@@ -178,14 +202,30 @@ mod tests {
 
     #[test]
     fn regions_and_arns() {
-        for r in ["us-east-1", "eu-central-2", "us-gov-west-1", "ap-southeast-4"] {
+        for r in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
             assert!(valid_region(r), "{r}");
         }
-        for r in ["us-east", "US-EAST-1", "us_east_1", "", "us-east-1a", "-east-1"] {
+        for r in [
+            "us-east",
+            "US-EAST-1",
+            "us_east_1",
+            "",
+            "us-east-1a",
+            "-east-1",
+        ] {
             assert!(!valid_region(r), "{r}");
         }
-        assert!(valid_role_arn("arn:aws:iam::123456789012:role/rise-ecr-push"));
-        assert!(valid_role_arn("arn:aws:iam::123456789012:role/path/to/role"));
+        assert!(valid_role_arn(
+            "arn:aws:iam::123456789012:role/rise-ecr-push"
+        ));
+        assert!(valid_role_arn(
+            "arn:aws:iam::123456789012:role/path/to/role"
+        ));
         assert!(!valid_role_arn("arn:aws:iam::123456789012:user/bob"));
         assert!(!valid_role_arn("arn:aws:iam::12345678901:role/x"));
         assert!(!valid_role_arn("arn:aws:iam::123456789012:role/"));

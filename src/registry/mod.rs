@@ -47,7 +47,12 @@ impl RegistryConfig {
         let config = match kind.as_str() {
             "docker" => RegistryConfig::Docker(deserialize_at("registry", Value::Object(map))?),
             "ecr" => RegistryConfig::Ecr(deserialize_at("registry", Value::Object(map))?),
-            _ => return Err(ConfigError::key("registry.type", "must be `docker` or `ecr`")),
+            _ => {
+                return Err(ConfigError::key(
+                    "registry.type",
+                    "must be `docker` or `ecr`",
+                ))
+            }
         };
         config.validate()?;
         Ok(config)
@@ -154,9 +159,11 @@ impl PublicError for ProviderError {
     fn public(&self) -> PublicFailure {
         match self {
             ProviderError::Misconfigured(e) => e.public(),
-            ProviderError::NotImplemented(what) => {
-                PublicFailure::new(501, "not_implemented", format!("{what} is not available in this version"))
-            }
+            ProviderError::NotImplemented(what) => PublicFailure::new(
+                501,
+                "not_implemented",
+                format!("{what} is not available in this version"),
+            ),
         }
     }
 }

@@ -29,7 +29,8 @@ impl HttpClient for WorkerFetch {
             headers.set(name, value).map_err(net)?;
         }
         let mut init = RequestInit::new();
-        init.with_method(method(request.method)).with_headers(headers);
+        init.with_method(method(request.method))
+            .with_headers(headers);
         if !request.body.is_empty() {
             let body = js_sys::Uint8Array::from(request.body.as_slice());
             init.with_body(Some(body.into()));
@@ -43,7 +44,11 @@ impl HttpClient for WorkerFetch {
             let status = resp.status_code();
             let headers = resp.headers().entries().collect::<Vec<_>>();
             let body = resp.bytes().await.map_err(net)?;
-            Ok(OutboundResponse { status, headers, body })
+            Ok(OutboundResponse {
+                status,
+                headers,
+                body,
+            })
         };
         let timer = Delay::from(Duration::from_millis(request.timeout_ms));
         futures_util::pin_mut!(call);

@@ -68,9 +68,15 @@ fn broker(env: &Env) -> Rc<std::result::Result<Broker, ConfigError>> {
         cell.get_or_init(|| {
             let loaded = load_broker(env);
             match &loaded {
-                Ok(b) => console_log!("{{\"event\":\"config_loaded\",\"provider\":\"{}\"}}", b.config().registry.kind()),
+                Ok(b) => console_log!(
+                    "{{\"event\":\"config_loaded\",\"provider\":\"{}\"}}",
+                    b.config().registry.kind()
+                ),
                 // Names the key, never a value.
-                Err(e) => console_log!("{}", serde_json::json!({"event": "config_error", "error": e.to_string()})),
+                Err(e) => console_log!(
+                    "{}",
+                    serde_json::json!({"event": "config_error", "error": e.to_string()})
+                ),
             }
             Rc::new(loaded)
         })

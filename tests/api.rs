@@ -1,0 +1,290 @@
+//! The HTTP contract (DESIGN.md "HTTP API") on the docker provider, natively.
+
+mod common;
+
+use common::*;
+use rise_registry_broker::api::{respond, RequestEnv};
+use rise_registry_broker::config::ConfigError;
+use rise_registry_broker::http::ApiRequest;
+use serde_json::json;
+
+fn assert_json_error(outcome: &rise_registry_broker::api::Outcome, status: u16, code: &str) {
+    let r = &outcome.response;
+    assert_eq!(r.status, status, "body: {}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let body = body(outcome);
+    assert_eq!(body["code"], code, "body: {}", r.body);
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "only error and code: {}",
+        r.body
+    );
+}
+
+#[test]
+fn docker_credentials_exactly_as_designed() {
+    let broker = broker_with_vars(&[]);
+    let token = dev_token(json!({"projects": ["my-app"]}));
+    let http = FakeHttp::new();
+    let outcome = run(
+        &broker,
+        &get("/registry/credentials?project=my-app", Some(&token)),
+        &http,
+    );
+    assert_eq!(outcome.response.status, 200, "{}", outcome.response.body);
+    assert_eq!(
+        outcome.response.header("content-type"),
+        Some("application/json")
+    );
+    assert_eq!(outcome.response.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        body(&outcome),
+        json!({
+            "credentials": {"registry_url": "localhost:5000", "username": "", "password": ""},
+            "repository": "rise-apps/my-app",
+            "image": "localhost:5000/rise-apps/my-app",
+            "auth_method": "client_auth"
+        })
+    );
+    assert_eq!(
+        http.call_count(),
+        0,
+        "docker provider makes no upstream call"
+    );
+    let audit = outcome.audit.expect("audit line");
+    assert_eq!(audit["outcome"], "issued");
+    assert_eq!(audit["sub"], "alice@example.com");
+    assert_eq!(audit["project"], "my-app");
+    assert_eq!(audit["grant"], "projects_claim");
+    assert!(!audit.to_string().contains(&token));
+}
+
+#[test]
+fn pull_access_and_namespace_override() {
+    let broker = broker_with_vars(&[("RISE_REGISTRY__NAMESPACE", "team/apps")]);
+    let token = dev_token(json!({"projects": ["svc.api"]}));
+    let outcome = run(
+        &broker,
+        &get(
+            "/registry/credentials?project=svc.api&access=pull",
+            Some(&token),
+        ),
+        &FakeHttp::new(),
+    );
+    assert_eq!(outcome.response.status, 200);
+    assert_eq!(body(&outcome)["repository"], "team/apps/svc.api");
+}
+
+#[test]
+fn invalid_project_names_are_400_before_anything_else() {
+    let broker = broker_with_vars(&[]);
+    let long = "a".repeat(64);
+    let cases = [
+        ("project=*", "invalid_project"),
+        ("project=my-app*", "invalid_project"),
+        ("project=%3F", "invalid_project"),
+        ("project=%22x%22", "invalid_project"),
+        ("project='x'", "invalid_project"),
+        ("project=a%2Fb", "invalid_project"),
+        ("project=a/b", "invalid_project"),
+        ("project=..", "invalid_project"),
+        ("project=../etc", "invalid_project"),
+        ("project=My-App", "invalid_project"),
+        ("project=%C3%BCnicode", "invalid_project"),
+        ("project=caf%C3%A9", "invalid_project"),
+        ("project=%FF", "invalid_project"),
+        (&format!("project={long}"), "invalid_project"),
+        ("project=a&project=b", "invalid_project"),
+        ("project=a&project=a", "invalid_project"),
+        ("project=", "missing_project"),
+        ("", "missing_project"),
+        ("other=1", "missing_project"),
+        ("project=ok&access=admin", "invalid_access"),
+        ("project=ok&access=", "invalid_access"),
+        ("project=ok&access=push&access=pull", "invalid_access"),
+    ];
+    for (query, code) in cases {
+        // No token at all: a 400 proves validation ran first.
+        let http = FakeHttp::new();
+        let outcome = run(
+            &broker,
+            &get(&format!("/registry/credentials?{query}"), None),
+            &http,
+        );
+        assert_json_error(&outcome, 400, code);
+        assert_eq!(http.call_count(), 0);
+    }
+    // Exactly 63 characters is fine.
+    let token = dev_token(json!({"projects": ["a".repeat(63)]}));
+    let ok = run(
+        &broker,
+        &get(
+            &format!("/registry/credentials?project={}", "a".repeat(63)),
+            Some(&token),
+        ),
+        &FakeHttp::new(),
+    );
+    assert_eq!(ok.response.status, 200);
+}
+
+#[test]
+fn token_errors_are_401_with_challenge() {
+    let broker = broker_with_vars(&[]);
+    let expired = {
+        let mut claims = jwt_compact::Claims::new(
+            json!({"iss": "rise-dev", "aud": "rise", "sub": "a", "projects": ["my-app"]}),
+        );
+        claims.expiration = chrono::DateTime::from_timestamp(NOW_S - 3600, 0);
+        hs256(&claims)
+    };
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (None, "missing_token"),
+        (Some("Basic dXNlcjpwYXNz".into()), "missing_token"),
+        (Some("Bearer".into()), "missing_token"),
+        (Some("Bearer ".into()), "missing_token"),
+        (Some("Bearer not-a-jwt".into()), "invalid_token"),
+        (Some("Bearer a.b.c".into()), "invalid_token"),
+        (Some(format!("Bearer {expired}")), "token_expired"),
+        (
+            Some("Bearer eyJhbGciOiJub25lIn0.eyJpc3MiOiJyaXNlLWRldiJ9.".into()),
+            "invalid_token",
+        ),
+    ];
+    for (authorization, code) in cases {
+        let request = ApiRequest {
+            authorization: authorization.clone(),
+            ..get("/registry/credentials?project=my-app", None)
+        };
+        let outcome = run(&broker, &request, &FakeHttp::new());
+        assert_json_error(&outcome, 401, code);
+        let challenge = outcome
+            .response
+            .header("www-authenticate")
+            .expect("WWW-Authenticate");
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        if let Some(a) = &authorization {
+            let token = a.trim_start_matches("Bearer ").trim_start_matches("Basic ");
+            if token.len() > 8 {
+                assert!(!outcome.response.body.contains(token));
+                assert!(!outcome.audit.as_ref().unwrap().to_string().contains(token));
+            }
+        }
+    }
+}
+
+#[test]
+fn scheme_is_case_insensitive() {
+    let broker = broker_with_vars(&[]);
+    let token = dev_token(json!({"projects": ["my-app"]}));
+    let request = ApiRequest {
+        authorization: Some(format!("bearer {token}")),
+        ..get("/registry/credentials?project=my-app", None)
+    };
+    assert_eq!(
+        run(&broker, &request, &FakeHttp::new()).response.status,
+        200
+    );
+}
+
+#[test]
+fn forbidden_looks_the_same_for_known_and_unknown_projects() {
+    let broker = broker_with_vars(&[]);
+    let token = dev_token(json!({"projects": ["my-app"]}));
+    let a = run(
+        &broker,
+        &get("/registry/credentials?project=my-app2", Some(&token)),
+        &FakeHttp::new(),
+    );
+    let b = run(
+        &broker,
+        &get("/registry/credentials?project=does-not-exist", Some(&token)),
+        &FakeHttp::new(),
+    );
+    assert_json_error(&a, 403, "forbidden");
+    assert_eq!(a.response.body, b.response.body);
+    assert_eq!(a.audit.unwrap()["outcome"], "refused");
+}
+
+#[test]
+fn routes_404_405_and_health() {
+    let broker = broker_with_vars(&[]);
+    let http = FakeHttp::new();
+    assert_json_error(&run(&broker, &get("/", None), &http), 404, "not_found");
+    assert_json_error(
+        &run(&broker, &get("/registry/credentials/x", None), &http),
+        404,
+        "not_found",
+    );
+    assert_json_error(
+        &run(&broker, &get("/REGISTRY/credentials", None), &http),
+        404,
+        "not_found",
+    );
+    for method in ["POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
+        for path in ["/registry/credentials", "/health"] {
+            let request = ApiRequest {
+                method: method.into(),
+                ..get(path, None)
+            };
+            let outcome = run(&broker, &request, &http);
+            assert_json_error(&outcome, 405, "method_not_allowed");
+            assert_eq!(outcome.response.header("allow"), Some("GET"));
+        }
+    }
+    let health = run(&broker, &get("/health", None), &http);
+    assert_eq!(health.response.status, 200);
+    let h = body(&health);
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["provider"], "docker");
+    assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn misconfigured_broker_answers_500_naming_the_key_only() {
+    let err = ConfigError::key("registry.region", "is required");
+    let secrets = secrets();
+    let http = FakeHttp::new();
+    let env = RequestEnv {
+        now_ms: NOW_MS,
+        http: &http,
+        secrets: &secrets,
+    };
+    for path in ["/health", "/registry/credentials?project=my-app"] {
+        let outcome = block_on(respond(Err(&err), &get(path, Some("x.y.z")), &env));
+        assert_json_error(&outcome, 500, "misconfigured");
+        assert!(body(&outcome)["error"]
+            .as_str()
+            .unwrap()
+            .contains("registry.region"));
+    }
+    // Query validation still comes first.
+    let outcome = block_on(respond(
+        Err(&err),
+        &get("/registry/credentials?project=*", None),
+        &env,
+    ));
+    assert_json_error(&outcome, 400, "invalid_project");
+}
+
+#[test]
+fn ecr_is_not_faked_before_it_is_built() {
+    let broker = broker_with_vars(&[
+        ("RISE_REGISTRY__TYPE", "ecr"),
+        ("RISE_REGISTRY__REGION", "us-east-1"),
+        ("RISE_REGISTRY__ACCOUNT_ID", "123456789012"),
+        (
+            "RISE_REGISTRY__PUSH_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/push",
+        ),
+    ]);
+    let token = dev_token(json!({"projects": ["my-app"]}));
+    let outcome = run(
+        &broker,
+        &get("/registry/credentials?project=my-app", Some(&token)),
+        &FakeHttp::new(),
+    );
+    assert_json_error(&outcome, 501, "not_implemented");
+}

@@ -1,0 +1,139 @@
+//! Shared helpers for the native integration tests.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, Header};
+use rise_registry_broker::api::{respond, Broker, Outcome, RequestEnv};
+use rise_registry_broker::config;
+use rise_registry_broker::http::{
+    ApiRequest, HttpClient, OutboundRequest, OutboundResponse, TransportError,
+};
+use rise_registry_broker::secrets::MapSecrets;
+use serde_json::{json, Value};
+
+pub use futures::executor::block_on;
+
+/// 2026-01-01T00:00:00Z in ms: the frozen clock of these tests.
+pub const NOW_MS: u64 = 1_767_225_600_000;
+pub const NOW_S: i64 = (NOW_MS / 1000) as i64;
+
+/// A 32-byte HS256 key, base64.
+pub const DEV_SECRET_B64: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMi1ieXRlcyE=";
+
+/// Scripted upstream: answers by URL, records every request.
+#[derive(Default)]
+pub struct FakeHttp {
+    pub routes: RefCell<HashMap<String, OutboundResponse>>,
+    pub calls: RefCell<Vec<OutboundRequest>>,
+}
+
+impl FakeHttp {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn route_json(&self, url: &str, body: &Value) {
+        self.routes.borrow_mut().insert(
+            url.to_owned(),
+            OutboundResponse {
+                status: 200,
+                headers: vec![],
+                body: body.to_string().into_bytes(),
+            },
+        );
+    }
+
+    pub fn route_status(&self, url: &str, status: u16) {
+        self.routes.borrow_mut().insert(
+            url.to_owned(),
+            OutboundResponse {
+                status,
+                headers: vec![],
+                body: vec![],
+            },
+        );
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.borrow().len()
+    }
+
+    pub fn calls_to(&self, url: &str) -> usize {
+        self.calls.borrow().iter().filter(|c| c.url == url).count()
+    }
+}
+
+#[async_trait(?Send)]
+impl HttpClient for FakeHttp {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
+        let url = request.url.clone();
+        self.calls.borrow_mut().push(request);
+        self.routes
+            .borrow()
+            .get(&url)
+            .cloned()
+            .ok_or_else(|| TransportError::Network(format!("no route for {url}")))
+    }
+}
+
+pub fn secrets() -> MapSecrets {
+    MapSecrets::default().with("RISE_JWT_SECRET", DEV_SECRET_B64)
+}
+
+/// Embedded config + vars → broker (panics on config errors: use `config::load` to test those).
+pub fn broker_with_vars(vars: &[(&str, &str)]) -> Broker {
+    let config = config::load_embedded(None, vars.iter().copied()).expect("config");
+    Broker::new(config, &secrets()).expect("broker")
+}
+
+/// An HS256 token for the default `rise-dev` issuer, minted with jwt-compact.
+pub fn dev_token(claims: Value) -> String {
+    let mut base = json!({"iss": "rise-dev", "aud": "rise", "sub": "alice@example.com"});
+    base.as_object_mut()
+        .unwrap()
+        .extend(claims.as_object().unwrap().clone());
+    let mut claims = Claims::new(base);
+    claims.expiration = chrono::DateTime::from_timestamp(NOW_S + 3600, 0);
+    hs256(&claims)
+}
+
+pub fn hs256(claims: &Claims<Value>) -> String {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(DEV_SECRET_B64)
+        .unwrap();
+    Hs256
+        .token(&Header::empty(), claims, &Hs256Key::new(key))
+        .unwrap()
+}
+
+pub fn get(path_and_query: &str, token: Option<&str>) -> ApiRequest {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_owned())),
+        None => (path_and_query, None),
+    };
+    ApiRequest {
+        method: "GET".into(),
+        path: path.into(),
+        query,
+        authorization: token.map(|t| format!("Bearer {t}")),
+    }
+}
+
+pub fn run(broker: &Broker, request: &ApiRequest, http: &FakeHttp) -> Outcome {
+    let secrets = secrets();
+    let env = RequestEnv {
+        now_ms: NOW_MS,
+        http,
+        secrets: &secrets,
+    };
+    block_on(respond(Ok(broker), request, &env))
+}
+
+pub fn body(outcome: &Outcome) -> Value {
+    serde_json::from_str(&outcome.response.body).expect("JSON body")
+}
