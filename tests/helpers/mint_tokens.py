@@ -9,7 +9,8 @@ The Rust tests (tests/jwt_corpus.rs) and the end-to-end tests both read it.
 Attack tokens that PyJWT refuses to produce (alg none, HMAC keyed with a public key,
 DER-encoded ECDSA, …) are assembled here by hand on purpose.
 
-usage: mint_tokens.py OUT.json
+usage: mint_tokens.py OUT.json          (frozen `now`, for the native tests)
+as a module: keys = make_keys(); corpus = mint(keys, now)   (the end-to-end tests)
 """
 import base64
 import hashlib
@@ -42,14 +43,24 @@ def public_jwk(key, kid, alg):
     return jwk
 
 
-def main(out):
-    hs_secret = os.urandom(32)
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ec_key = ec.generate_private_key(ec.SECP256R1())
-    ed_key = ed25519.Ed25519PrivateKey.generate()
-    attacker_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwks = {"keys": [public_jwk(rsa_key, "rsa-1", "RS256"), public_jwk(ec_key, "ec-1", "ES256"),
-                     public_jwk(ed_key, "ed-1", "EdDSA")]}
+def make_keys():
+    """Fresh keys: the HS256 secret, the JWKS issuer's three key pairs, an attacker's key."""
+    keys = {
+        "hs_secret": os.urandom(32),
+        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec": ec.generate_private_key(ec.SECP256R1()),
+        "ed": ed25519.Ed25519PrivateKey.generate(),
+        "attacker_rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    }
+    keys["jwks"] = {"keys": [public_jwk(keys["rsa"], "rsa-1", "RS256"), public_jwk(keys["ec"], "ec-1", "ES256"),
+                             public_jwk(keys["ed"], "ed-1", "EdDSA")]}
+    return keys
+
+
+def mint(keys, NOW):
+    """The corpus: issuers, keys and cases, for a verifier whose clock reads NOW."""
+    hs_secret, rsa_key, ec_key, ed_key = keys["hs_secret"], keys["rsa"], keys["ec"], keys["ed"]
+    attacker_rsa, jwks = keys["attacker_rsa"], keys["jwks"]
 
     def claims(iss=JWKS_ISS, **extra):
         base = {"iss": iss, "aud": AUD, "sub": "user-42", "exp": NOW + 3600, "iat": NOW - 10,
@@ -150,7 +161,7 @@ def main(out):
     case("oversized", rs(claims(pad="x" * 9000)), "invalid_token")
     case("empty", "", "invalid_token")
 
-    corpus = {
+    return {
         "generator": f"PyJWT {jwt.__version__}",
         "now": NOW,
         "audience": AUD,
@@ -160,9 +171,13 @@ def main(out):
         "jwks": jwks,
         "cases": cases,
     }
+
+
+def main(out):
+    corpus = mint(make_keys(), NOW)
     with open(out, "w") as f:
         json.dump(corpus, f, indent=1)
-    print(f"minted {len(cases)} tokens with PyJWT {jwt.__version__} into {out}")
+    print(f"minted {len(corpus['cases'])} tokens with PyJWT {jwt.__version__} into {out}")
 
 
 if __name__ == "__main__":
