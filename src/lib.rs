@@ -29,5 +29,5 @@ pub mod registry;
 pub mod secrets;
 pub mod singleflight;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "shell"))]
 mod shell;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, native `cargo test`, wasm-bindgen tests in Node
+# and in headless Chromium, and the end-to-end tests against `wrangler dev`.
+# Installs what is missing first (scripts/setup.sh test); a second run skips that.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh test
+
+step "cargo fmt --check / clippy"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings
+
+step "mint a fresh JWT corpus with PyJWT"
+mkdir -p target
+.venv/bin/python tests/helpers/mint_tokens.py target/jwt-corpus.json
+export JWT_CORPUS="$PWD/target/jwt-corpus.json"
+
+step "native tests"
+cargo test
+
+# Debug info off: smaller test modules for the JS engines, faster links.
+export CARGO_PROFILE_DEV_DEBUG=0
+step "wasm32 tests in Node"
+cargo test --target wasm32-unknown-unknown --test wasm_node
+
+step "wasm32 tests in headless Chromium"
+CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
+  cargo test --target wasm32-unknown-unknown --no-default-features --test wasm_browser
+
+step "end-to-end: release build under wrangler dev"
+.venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider

@@ -1,0 +1,117 @@
+//! Tests compiled to wasm32 and run by wasm-bindgen-test-runner: the same core the worker
+//! runs, exercised inside a JS engine (Node in `wasm_node.rs`, headless Chromium in
+//! `wasm_browser.rs`). They cover config-from-vars, the request→response path, and every
+//! signature algorithm (the PyJWT corpus, with the JS-backed RNG/crypto deps linked).
+
+use async_trait::async_trait;
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, Header};
+use rise_registry_broker::api::{respond, Broker, RequestEnv};
+use rise_registry_broker::auth::{AuthError, Verifier};
+use rise_registry_broker::config::{self, ConfigError};
+use rise_registry_broker::http::{ApiRequest, HttpClient, OutboundRequest, OutboundResponse, TransportError};
+use rise_registry_broker::registry::RegistryConfig;
+use rise_registry_broker::secrets::MapSecrets;
+use serde_json::{json, Value};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const NOW_MS: u64 = 1_767_225_600_000;
+const SECRET_B64: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMi1ieXRlcyE=";
+const CORPUS: &str = include_str!("../fixtures/jwt/corpus.json");
+
+/// No upstream is expected in these tests: any call is an error.
+struct NoUpstream;
+
+#[async_trait(?Send)]
+impl HttpClient for NoUpstream {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
+        Err(TransportError::Network(format!("unexpected call to {}", request.url)))
+    }
+}
+
+fn secrets() -> MapSecrets {
+    MapSecrets::default().with("RISE_JWT_SECRET", SECRET_B64)
+}
+
+fn token(claims: Value, exp_s: i64) -> String {
+    use base64::Engine as _;
+    let mut claims = Claims::new(claims);
+    claims.expiration = chrono::DateTime::from_timestamp(exp_s, 0);
+    let key = base64::engine::general_purpose::STANDARD.decode(SECRET_B64).unwrap();
+    Hs256.token(&Header::empty(), &claims, &Hs256Key::new(key)).unwrap()
+}
+
+fn request(query: &str, token: Option<&str>) -> ApiRequest {
+    ApiRequest {
+        method: "GET".into(),
+        path: "/registry/credentials".into(),
+        query: Some(query.into()),
+        authorization: token.map(|t| format!("Bearer {t}")),
+    }
+}
+
+#[wasm_bindgen_test]
+fn config_from_vars() {
+    let vars = [
+        ("RISE_REGISTRY__REGISTRY_URL", "registry.example.com"),
+        ("RISE_REGISTRY__NAMESPACE", "team"),
+        ("RISE_AUTH__LEEWAY_SECONDS", "5"),
+    ];
+    let c = config::load_embedded(None, vars).unwrap();
+    let RegistryConfig::Docker(d) = &c.registry else { panic!("docker expected") };
+    assert_eq!((d.registry_url.as_str(), d.namespace.as_str()), ("registry.example.com", "team"));
+    assert_eq!(c.auth.leeway_seconds, 5);
+    let err = config::load_embedded(None, [("RISE_REGISTRY__TYPE", "ecr")]).unwrap_err();
+    assert!(matches!(err, ConfigError::Key { ref key, .. } if key == "registry.region"), "{err:?}");
+}
+
+#[wasm_bindgen_test]
+async fn request_to_response() {
+    let config = config::load_embedded(None, []).unwrap();
+    let broker = Broker::new(config, &secrets()).unwrap();
+    let secrets = secrets();
+    let env = RequestEnv { now_ms: NOW_MS, http: &NoUpstream, secrets: &secrets };
+    let good = token(json!({"iss": "rise-dev", "aud": "rise", "sub": "w", "projects": ["my-app"]}), 1_767_229_200);
+    let cases = [
+        (request("project=my-app", Some(&good)), 200, None),
+        (request("project=my-app2", Some(&good)), 403, Some("forbidden")),
+        (request("project=*", Some(&good)), 400, Some("invalid_project")),
+        (request("project=my-app", None), 401, Some("missing_token")),
+        (request("project=my-app", Some("a.b.c")), 401, Some("invalid_token")),
+    ];
+    for (req, status, code) in cases {
+        let outcome = respond(Ok(&broker), &req, &env).await;
+        assert_eq!(outcome.response.status, status, "{}", outcome.response.body);
+        let body: Value = serde_json::from_str(&outcome.response.body).unwrap();
+        match code {
+            Some(code) => assert_eq!(body["code"], code),
+            None => assert_eq!(body["image"], "localhost:5000/rise-apps/my-app"),
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn pyjwt_corpus_in_wasm() {
+    let corpus: Value = serde_json::from_str(CORPUS).unwrap();
+    let issuers = json!([
+        {"issuer": corpus["hs256_issuer"], "audience": corpus["audience"], "hs256_secret": "HS"},
+        {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
+    ])
+    .to_string();
+    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
+    let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
+    let now_ms = corpus["now"].as_u64().unwrap() * 1000;
+    let mut checked = 0;
+    for case in corpus["cases"].as_array().unwrap() {
+        let got = match verifier.verify(case["token"].as_str().unwrap(), now_ms, &NoUpstream).await {
+            Ok(_) => "ok",
+            Err(AuthError::Expired) => "token_expired",
+            Err(AuthError::InvalidToken(_)) => "invalid_token",
+            Err(other) => panic!("{}: {other:?}", case["name"]),
+        };
+        assert_eq!(got, case["expect"], "{}", case["name"]);
+        checked += 1;
+    }
+    assert!(checked >= 50);
+}
