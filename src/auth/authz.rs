@@ -67,7 +67,7 @@ pub fn authorize(
 
 fn rule_matches(rule: &ServiceAccountRule, caller: &VerifiedCaller) -> bool {
     caller.issuer() == rule.issuer
-        && caller.audiences().iter().any(|a| *a == rule.audience)
+        && caller.audiences().contains(&rule.audience)
         && rule.claims.iter().all(|(name, pattern)| {
             caller
                 .claim(name)

@@ -232,7 +232,7 @@ impl Verifier {
         }
         let audiences =
             audiences(custom.get("aud")).ok_or(AuthError::InvalidToken("malformed audience"))?;
-        if !audiences.iter().any(|a| *a == issuer.audience) {
+        if !audiences.contains(&issuer.audience) {
             return Err(AuthError::InvalidToken("wrong audience"));
         }
         let subject = match custom.get("sub") {

@@ -9,7 +9,9 @@ use jwt_compact::{AlgorithmExt, Claims, Header};
 use rise_registry_broker::api::{respond, Broker, RequestEnv};
 use rise_registry_broker::auth::{AuthError, Verifier};
 use rise_registry_broker::config::{self, ConfigError};
-use rise_registry_broker::http::{ApiRequest, HttpClient, OutboundRequest, OutboundResponse, TransportError};
+use rise_registry_broker::http::{
+    ApiRequest, HttpClient, OutboundRequest, OutboundResponse, TransportError,
+};
 use rise_registry_broker::registry::RegistryConfig;
 use rise_registry_broker::secrets::MapSecrets;
 use serde_json::{json, Value};
@@ -25,7 +27,10 @@ struct NoUpstream;
 #[async_trait(?Send)]
 impl HttpClient for NoUpstream {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
-        Err(TransportError::Network(format!("unexpected call to {}", request.url)))
+        Err(TransportError::Network(format!(
+            "unexpected call to {}",
+            request.url
+        )))
     }
 }
 
@@ -37,8 +42,12 @@ fn token(claims: Value, exp_s: i64) -> String {
     use base64::Engine as _;
     let mut claims = Claims::new(claims);
     claims.expiration = chrono::DateTime::from_timestamp(exp_s, 0);
-    let key = base64::engine::general_purpose::STANDARD.decode(SECRET_B64).unwrap();
-    Hs256.token(&Header::empty(), &claims, &Hs256Key::new(key)).unwrap()
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET_B64)
+        .unwrap();
+    Hs256
+        .token(&Header::empty(), &claims, &Hs256Key::new(key))
+        .unwrap()
 }
 
 fn request(query: &str, token: Option<&str>) -> ApiRequest {
@@ -58,11 +67,19 @@ fn config_from_vars() {
         ("RISE_AUTH__LEEWAY_SECONDS", "5"),
     ];
     let c = config::load_embedded(None, vars).unwrap();
-    let RegistryConfig::Docker(d) = &c.registry else { panic!("docker expected") };
-    assert_eq!((d.registry_url.as_str(), d.namespace.as_str()), ("registry.example.com", "team"));
+    let RegistryConfig::Docker(d) = &c.registry else {
+        panic!("docker expected")
+    };
+    assert_eq!(
+        (d.registry_url.as_str(), d.namespace.as_str()),
+        ("registry.example.com", "team")
+    );
     assert_eq!(c.auth.leeway_seconds, 5);
     let err = config::load_embedded(None, [("RISE_REGISTRY__TYPE", "ecr")]).unwrap_err();
-    assert!(matches!(err, ConfigError::Key { ref key, .. } if key == "registry.region"), "{err:?}");
+    assert!(
+        matches!(err, ConfigError::Key { ref key, .. } if key == "registry.region"),
+        "{err:?}"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -70,14 +87,33 @@ async fn request_to_response() {
     let config = config::load_embedded(None, []).unwrap();
     let broker = Broker::new(config, &secrets()).unwrap();
     let secrets = secrets();
-    let env = RequestEnv { now_ms: NOW_MS, http: &NoUpstream, secrets: &secrets };
-    let good = token(json!({"iss": "rise-dev", "aud": "rise", "sub": "w", "projects": ["my-app"]}), 1_767_229_200);
+    let env = RequestEnv {
+        now_ms: NOW_MS,
+        http: &NoUpstream,
+        secrets: &secrets,
+    };
+    let good = token(
+        json!({"iss": "rise-dev", "aud": "rise", "sub": "w", "projects": ["my-app"]}),
+        1_767_229_200,
+    );
     let cases = [
         (request("project=my-app", Some(&good)), 200, None),
-        (request("project=my-app2", Some(&good)), 403, Some("forbidden")),
-        (request("project=*", Some(&good)), 400, Some("invalid_project")),
+        (
+            request("project=my-app2", Some(&good)),
+            403,
+            Some("forbidden"),
+        ),
+        (
+            request("project=*", Some(&good)),
+            400,
+            Some("invalid_project"),
+        ),
         (request("project=my-app", None), 401, Some("missing_token")),
-        (request("project=my-app", Some("a.b.c")), 401, Some("invalid_token")),
+        (
+            request("project=my-app", Some("a.b.c")),
+            401,
+            Some("invalid_token"),
+        ),
     ];
     for (req, status, code) in cases {
         let outcome = respond(Ok(&broker), &req, &env).await;
@@ -104,7 +140,10 @@ async fn pyjwt_corpus_in_wasm() {
     let now_ms = corpus["now"].as_u64().unwrap() * 1000;
     let mut checked = 0;
     for case in corpus["cases"].as_array().unwrap() {
-        let got = match verifier.verify(case["token"].as_str().unwrap(), now_ms, &NoUpstream).await {
+        let got = match verifier
+            .verify(case["token"].as_str().unwrap(), now_ms, &NoUpstream)
+            .await
+        {
             Ok(_) => "ok",
             Err(AuthError::Expired) => "token_expired",
             Err(AuthError::InvalidToken(_)) => "invalid_token",
