@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::auth::{authorize, AuthError, VerifiedCaller, Verifier};
+use crate::aws::retry::Sleeper;
 use crate::config::{Config, ConfigError};
 use crate::error::{error_response, PublicError, RequestError};
 use crate::http::{ApiRequest, ApiResponse, HttpClient};
@@ -23,6 +24,7 @@ pub struct RequestEnv<'a> {
     pub now_ms: u64,
     pub http: &'a dyn HttpClient,
     pub secrets: &'a dyn Secrets,
+    pub sleeper: &'a dyn Sleeper,
 }
 
 /// A response plus the structured audit line to log for it (never holds a secret).
@@ -198,6 +200,7 @@ async fn issue(
         now_ms: env.now_ms,
         http: env.http,
         secrets: env.secrets,
+        sleeper: env.sleeper,
     };
     let request = CredentialRequest {
         caller,
@@ -212,6 +215,10 @@ async fn issue(
     if let Some(expires_in) = credentials.expires_in {
         audit["expires_in"] = expires_in.into();
     }
+    if !credentials.upstream_request_ids.is_empty() {
+        audit["aws_request_ids"] = credentials.upstream_request_ids.clone().into();
+    }
+    audit["subrequests"] = credentials.subrequests.into();
     Ok(credentials.to_json())
 }
 

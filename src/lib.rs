@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -247,10 +247,12 @@ fn misconfigured_broker_answers_500_naming_the_key_only() {
     let err = ConfigError::key("registry.region", "is required");
     let secrets = secrets();
     let http = FakeHttp::new();
+    let sleeper = RecordingSleeper::default();
     let env = RequestEnv {
         now_ms: NOW_MS,
         http: &http,
         secrets: &secrets,
+        sleeper: &sleeper,
     };
     for path in ["/health", "/registry/credentials?project=my-app"] {
         let outcome = block_on(respond(Err(&err), &get(path, Some("x.y.z")), &env));
@@ -267,24 +269,4 @@ fn misconfigured_broker_answers_500_naming_the_key_only() {
         &env,
     ));
     assert_json_error(&outcome, 400, "invalid_project");
-}
-
-#[test]
-fn ecr_is_not_faked_before_it_is_built() {
-    let broker = broker_with_vars(&[
-        ("RISE_REGISTRY__TYPE", "ecr"),
-        ("RISE_REGISTRY__REGION", "us-east-1"),
-        ("RISE_REGISTRY__ACCOUNT_ID", "123456789012"),
-        (
-            "RISE_REGISTRY__PUSH_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/push",
-        ),
-    ]);
-    let token = dev_token(json!({"projects": ["my-app"]}));
-    let outcome = run(
-        &broker,
-        &get("/registry/credentials?project=my-app", Some(&token)),
-        &FakeHttp::new(),
-    );
-    assert_json_error(&outcome, 501, "not_implemented");
 }

@@ -88,6 +88,8 @@ impl RegistryProvider for DockerProvider {
             expires_in: None,
             repository: self.config.repository(request.project),
             auth_method: AuthMethod::ClientAuth,
+            upstream_request_ids: Vec::new(),
+            subrequests: 0,
         })
     }
 }

@@ -1,13 +1,24 @@
 //! The ECR provider: scoped push/pull credentials via STS AssumeRole + GetAuthorizationToken.
 
+use std::cell::RefCell;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{
-    CredentialRequest, ProviderContext, ProviderError, RegistryCredentials, RegistryProvider,
+    AuthMethod, CredentialRequest, ProviderContext, ProviderError, RegistryCredentials,
+    RegistryProvider,
 };
+use crate::auth::sanitize_identity;
+use crate::aws::ecr::{self as aws_ecr, EcrAuthorization};
+use crate::aws::policy::SessionPolicy;
+use crate::aws::retry::{self, Call, ErrorParser, RetryPolicy};
+use crate::aws::sts::{self, AssumeRoleRequest, AssumedRole};
+use crate::aws::{log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind};
 use crate::config::{lenient, validate_url, ConfigError};
+use crate::http::OutboundResponse;
 use crate::project::MAX_PROJECT_LEN;
+use crate::secrets::Secrets;
 
 /// Bounds AWS puts on `DurationSeconds` for AssumeRole.
 pub const MIN_SESSION_SECONDS: u64 = 900;
@@ -170,15 +181,203 @@ fn valid_role_arn(arn: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
 }
 
+/// Credentials are reported as expiring this long before they really do, so a client
+/// never starts a push with a token about to lapse.
+pub const EXPIRY_MARGIN_MS: u64 = 60_000;
+/// A cached `role_arn` session is replaced when less than this is left.
+const CHAIN_REFRESH_MS: u64 = 5 * 60_000;
+/// AWS caps a chained role session at one hour.
+const CHAINED_MAX_SECONDS: u64 = 3600;
+
+/// Issues ECR credentials scoped to one repository:
+/// [base creds →(AssumeRole role_arn, cached)] → AssumeRole push_role_arn with the session
+/// policy → GetAuthorizationToken with that session.
 pub struct EcrProvider {
-    #[allow(dead_code)]
     config: EcrConfig,
+    sts_endpoint: String,
+    ecr_endpoint: String,
+    /// The `role_arn` hop, shared by all callers (it carries no caller identity).
+    chained: RefCell<Option<AwsCredentials>>,
 }
 
 impl EcrProvider {
     pub fn new(config: EcrConfig) -> Self {
-        EcrProvider { config }
+        let sts_endpoint = config
+            .sts_endpoint
+            .clone()
+            .unwrap_or_else(|| sts::default_endpoint(&config.region));
+        let ecr_endpoint = config
+            .ecr_endpoint
+            .clone()
+            .unwrap_or_else(|| aws_ecr::default_endpoint(&config.region));
+        EcrProvider {
+            config,
+            sts_endpoint,
+            ecr_endpoint,
+            chained: RefCell::new(None),
+        }
     }
+
+    fn call<'a>(
+        &self,
+        step: Step,
+        ctx: &ProviderContext<'a>,
+        parse_error: ErrorParser,
+    ) -> Call<'a> {
+        Call {
+            step,
+            policy: RetryPolicy::new(self.config.max_attempts as u32),
+            http: ctx.http,
+            sleeper: ctx.sleeper,
+            parse_error,
+        }
+    }
+
+    /// One signed AssumeRole call (with retries) and its parsed answer.
+    async fn assume_role(
+        &self,
+        step: Step,
+        request: &AssumeRoleRequest,
+        with: &AwsCredentials,
+        ctx: &ProviderContext<'_>,
+        trace: &mut UpstreamTrace,
+    ) -> Result<AssumedRole, ProviderError> {
+        let call = self.call(step, ctx, sts_error);
+        let build = |now_ms| {
+            let mut outbound = request.to_outbound(&self.sts_endpoint, self.config.timeout_ms);
+            sigv4::sign(&mut outbound, with, &self.config.region, "sts", now_ms)
+                .map_err(|_| UpstreamError::new(step, UpstreamKind::Error))?;
+            Ok(outbound)
+        };
+        let result = retry::send(&call, ctx.now_ms, build).await;
+        let (response, attempts) = trace.record(result)?;
+        let body = String::from_utf8_lossy(&response.body);
+        let assumed =
+            sts::parse_assume_role_response(&body).map_err(|_| unusable(step, attempts))?;
+        trace.request_ids.extend(assumed.request_id.clone());
+        Ok(assumed)
+    }
+
+    async fn authorization_token(
+        &self,
+        with: &AwsCredentials,
+        ctx: &ProviderContext<'_>,
+        trace: &mut UpstreamTrace,
+    ) -> Result<EcrAuthorization, ProviderError> {
+        let step = Step::EcrGetAuthorizationToken;
+        let call = self.call(step, ctx, ecr_error);
+        let build = |now_ms| {
+            let mut outbound = aws_ecr::get_authorization_token_request(
+                &self.ecr_endpoint,
+                self.config.timeout_ms,
+            );
+            sigv4::sign(&mut outbound, with, &self.config.region, "ecr", now_ms)
+                .map_err(|_| UpstreamError::new(step, UpstreamKind::Error))?;
+            Ok(outbound)
+        };
+        let result = retry::send(&call, ctx.now_ms, build).await;
+        let (response, attempts) = trace.record(result)?;
+        trace
+            .request_ids
+            .extend(response.header("x-amzn-requestid").map(log_safe));
+        aws_ecr::parse_get_authorization_token_response(&response.body)
+            .map_err(|_| unusable(step, attempts))
+    }
+
+    /// The `role_arn` session: cached until five minutes before it expires.
+    async fn chained_session(
+        &self,
+        role_arn: &str,
+        base: &AwsCredentials,
+        ctx: &ProviderContext<'_>,
+        trace: &mut UpstreamTrace,
+    ) -> Result<AwsCredentials, ProviderError> {
+        let cached = self.chained.borrow().clone();
+        if let Some(creds) = cached.filter(|c| {
+            c.expires_at_ms
+                .is_some_and(|e| e > ctx.now_ms + CHAIN_REFRESH_MS)
+        }) {
+            return Ok(creds);
+        }
+        let request = AssumeRoleRequest {
+            role_arn: role_arn.to_owned(),
+            role_session_name: "rise-broker".into(),
+            source_identity: None,
+            duration_seconds: CHAINED_MAX_SECONDS,
+            policy: None,
+        };
+        let assumed = self
+            .assume_role(Step::StsChain, &request, base, ctx, trace)
+            .await?;
+        *self.chained.borrow_mut() = Some(assumed.credentials.clone());
+        Ok(assumed.credentials)
+    }
+}
+
+/// Request ids and attempt counts collected along one issuance, for the audit line.
+#[derive(Debug, Default)]
+struct UpstreamTrace {
+    request_ids: Vec<String>,
+    subrequests: u32,
+}
+
+impl UpstreamTrace {
+    fn record<T>(
+        &mut self,
+        result: Result<(T, u32), UpstreamError>,
+    ) -> Result<(T, u32), ProviderError> {
+        match result {
+            Ok((value, attempts)) => {
+                self.subrequests += attempts;
+                Ok((value, attempts))
+            }
+            Err(error) => {
+                self.subrequests += error.attempts;
+                Err(ProviderError::Upstream(error))
+            }
+        }
+    }
+}
+
+fn unusable(step: Step, attempts: u32) -> ProviderError {
+    let mut error = UpstreamError::new(step, UpstreamKind::Error);
+    error.aws_code = Some("UnreadableResponse".into());
+    error.attempts = attempts;
+    ProviderError::Upstream(error)
+}
+
+fn sts_error(response: &OutboundResponse) -> (Option<String>, Option<String>) {
+    match sts::parse_error_response(&String::from_utf8_lossy(&response.body)) {
+        Some(e) => (Some(e.code), e.request_id),
+        None => (None, response.header("x-amzn-requestid").map(log_safe)),
+    }
+}
+
+fn ecr_error(response: &OutboundResponse) -> (Option<String>, Option<String>) {
+    (
+        aws_ecr::parse_error_code(&response.body),
+        response.header("x-amzn-requestid").map(log_safe),
+    )
+}
+
+/// Base credentials from worker secrets; a missing one is named (never its value).
+pub fn base_credentials(secrets: &dyn Secrets) -> Result<AwsCredentials, ConfigError> {
+    let get = |name: &str| secrets.get(name).filter(|s| !s.expose().is_empty());
+    let access_key_id =
+        get("AWS_ACCESS_KEY_ID").ok_or_else(|| ConfigError::missing_secret("AWS_ACCESS_KEY_ID"))?;
+    let secret_access_key = get("AWS_SECRET_ACCESS_KEY")
+        .ok_or_else(|| ConfigError::missing_secret("AWS_SECRET_ACCESS_KEY"))?;
+    Ok(AwsCredentials {
+        access_key_id: access_key_id.expose().to_owned(),
+        secret_access_key,
+        session_token: get("AWS_SESSION_TOKEN"),
+        expires_at_ms: None,
+    })
+}
+
+/// `RoleSessionName`: `rise-` + the caller's sanitised identity, at most 64 characters.
+pub fn role_session_name(identity: &str) -> String {
+    sanitize_identity(&format!("rise-{identity}"))
 }
 
 #[async_trait(?Send)]
@@ -189,10 +388,71 @@ impl RegistryProvider for EcrProvider {
 
     async fn credentials(
         &self,
-        _request: &CredentialRequest<'_>,
-        _ctx: &ProviderContext<'_>,
+        request: &CredentialRequest<'_>,
+        ctx: &ProviderContext<'_>,
     ) -> Result<RegistryCredentials, ProviderError> {
-        Err(ProviderError::NotImplemented("ECR credential issuance"))
+        let base = base_credentials(ctx.secrets).map_err(ProviderError::Misconfigured)?;
+        let mut trace = UpstreamTrace::default();
+        let (source, max_seconds) = match &self.config.role_arn {
+            Some(arn) => (
+                self.chained_session(arn, &base, ctx, &mut trace).await?,
+                CHAINED_MAX_SECONDS,
+            ),
+            None => (base, MAX_SESSION_SECONDS),
+        };
+        let c = &self.config;
+        let policy = SessionPolicy::for_repository(
+            &c.region,
+            &c.account_id,
+            &c.repo_prefix,
+            request.project,
+            request.access,
+        )
+        .to_json()
+        .map_err(|_| {
+            ProviderError::Misconfigured(ConfigError::key(
+                "registry.repo_prefix",
+                "makes the session policy exceed 2048 characters",
+            ))
+        })?;
+        let identity = request.caller.audit_identity();
+        let assume = AssumeRoleRequest {
+            role_arn: c.push_role_arn.clone(),
+            role_session_name: role_session_name(&identity),
+            source_identity: c.source_identity.then(|| identity.clone()),
+            duration_seconds: c.session_duration_seconds.min(max_seconds),
+            policy: Some(policy),
+        };
+        let assumed = self
+            .assume_role(Step::StsAssumeRole, &assume, &source, ctx, &mut trace)
+            .await?;
+        let auth = self
+            .authorization_token(&assumed.credentials, ctx, &mut trace)
+            .await?;
+        // The token works until the earlier of its own expiry and the session's.
+        let session_end = assumed
+            .credentials
+            .expires_at_ms
+            .unwrap_or(auth.expires_at_ms);
+        let expires_at = auth.expires_at_ms.min(session_end);
+        let remaining_ms = expires_at
+            .saturating_sub(ctx.now_ms)
+            .saturating_sub(EXPIRY_MARGIN_MS);
+        if remaining_ms < 1000 {
+            let mut error = UpstreamError::new(Step::EcrGetAuthorizationToken, UpstreamKind::Error);
+            error.aws_code = Some("TokenAlreadyExpired".into());
+            return Err(ProviderError::Upstream(error));
+        }
+        Ok(RegistryCredentials {
+            registry_url: c.registry_host(),
+            username: auth.username,
+            password: auth.password,
+            expires_in: Some(remaining_ms / 1000),
+            repository: format!("{}{}", c.repo_prefix, request.project),
+            auth_method: AuthMethod::LoginCredentials,
+            upstream_request_ids: trace.request_ids,
+            subrequests: trace.subrequests,
+        })
     }
 }
 

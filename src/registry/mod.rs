@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::VerifiedCaller;
+use crate::aws::retry::Sleeper;
+use crate::aws::UpstreamError;
 use crate::config::{deserialize_at, ConfigError};
 use crate::error::{PublicError, PublicFailure};
 use crate::http::HttpClient;
@@ -94,6 +96,8 @@ pub struct ProviderContext<'a> {
     pub now_ms: u64,
     pub http: &'a dyn HttpClient,
     pub secrets: &'a dyn Secrets,
+    /// Waits between retries.
+    pub sleeper: &'a dyn Sleeper,
 }
 
 /// How the CLI should authenticate with what it gets.
@@ -116,6 +120,10 @@ pub struct RegistryCredentials {
     pub expires_in: Option<u64>,
     pub repository: String,
     pub auth_method: AuthMethod,
+    /// AWS request ids of the calls made (audit log only).
+    pub upstream_request_ids: Vec<String>,
+    /// Outbound calls (Worker subrequests) this issuance cost.
+    pub subrequests: u32,
 }
 
 impl RegistryCredentials {
@@ -142,15 +150,14 @@ impl RegistryCredentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
     Misconfigured(ConfigError),
-    /// The provider exists in config but issuing is not built in this version.
-    NotImplemented(&'static str),
+    Upstream(UpstreamError),
 }
 
 impl std::fmt::Display for ProviderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ProviderError::Misconfigured(e) => e.fmt(f),
-            ProviderError::NotImplemented(what) => write!(f, "{what} is not implemented"),
+            ProviderError::Upstream(e) => e.fmt(f),
         }
     }
 }
@@ -159,11 +166,7 @@ impl PublicError for ProviderError {
     fn public(&self) -> PublicFailure {
         match self {
             ProviderError::Misconfigured(e) => e.public(),
-            ProviderError::NotImplemented(what) => PublicFailure::new(
-                501,
-                "not_implemented",
-                format!("{what} is not available in this version"),
-            ),
+            ProviderError::Upstream(e) => e.public(),
         }
     }
 }

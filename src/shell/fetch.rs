@@ -6,9 +6,20 @@ use async_trait::async_trait;
 use futures_util::future::{select, Either};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
+use crate::aws::retry::Sleeper;
 use crate::http::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
 
 pub struct WorkerFetch;
+
+/// Retry backoff on the Workers timer.
+pub struct WorkerSleeper;
+
+#[async_trait(?Send)]
+impl Sleeper for WorkerSleeper {
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await;
+    }
+}
 
 fn method(name: &str) -> Method {
     match name {

@@ -101,6 +101,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         now_ms,
         http: &http,
         secrets: &secrets,
+        sleeper: &fetch::WorkerSleeper,
     };
     let outcome = respond(broker.as_ref().as_ref(), &request, &request_env).await;
     if let Some(audit) = outcome.audit {

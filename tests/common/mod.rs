@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header};
 use rise_registry_broker::api::{respond, Broker, Outcome, RequestEnv};
+use rise_registry_broker::aws::retry::Sleeper;
 use rise_registry_broker::config;
 use rise_registry_broker::http::{
     ApiRequest, HttpClient, OutboundRequest, OutboundResponse, TransportError,
@@ -80,6 +81,19 @@ impl HttpClient for FakeHttp {
     }
 }
 
+/// Records requested sleeps instead of sleeping.
+#[derive(Default)]
+pub struct RecordingSleeper {
+    pub sleeps: RefCell<Vec<u64>>,
+}
+
+#[async_trait(?Send)]
+impl Sleeper for RecordingSleeper {
+    async fn sleep(&self, ms: u64) {
+        self.sleeps.borrow_mut().push(ms);
+    }
+}
+
 pub fn secrets() -> MapSecrets {
     MapSecrets::default().with("RISE_JWT_SECRET", DEV_SECRET_B64)
 }
@@ -126,10 +140,12 @@ pub fn get(path_and_query: &str, token: Option<&str>) -> ApiRequest {
 
 pub fn run(broker: &Broker, request: &ApiRequest, http: &FakeHttp) -> Outcome {
     let secrets = secrets();
+    let sleeper = RecordingSleeper::default();
     let env = RequestEnv {
         now_ms: NOW_MS,
         http,
         secrets: &secrets,
+        sleeper: &sleeper,
     };
     block_on(respond(Ok(broker), request, &env))
 }

@@ -21,6 +21,13 @@ const NOW_MS: u64 = 1_767_225_600_000;
 const SECRET_B64: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMi1ieXRlcyE=";
 const CORPUS: &str = include_str!("../fixtures/jwt/corpus.json");
 
+struct NoSleep;
+
+#[async_trait(?Send)]
+impl rise_registry_broker::aws::retry::Sleeper for NoSleep {
+    async fn sleep(&self, _ms: u64) {}
+}
+
 /// No upstream is expected in these tests: any call is an error.
 struct NoUpstream;
 
@@ -91,6 +98,7 @@ async fn request_to_response() {
         now_ms: NOW_MS,
         http: &NoUpstream,
         secrets: &secrets,
+        sleeper: &NoSleep,
     };
     let good = token(
         json!({"iss": "rise-dev", "aud": "rise", "sub": "w", "projects": ["my-app"]}),

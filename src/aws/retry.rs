@@ -1,0 +1,156 @@
+//! Bounded retries with full-jitter exponential backoff, for one AWS call.
+//!
+//! Retried: HTTP 5xx, HTTP 400/429 whose error code is a throttling code, timeouts and
+//! network failures. Never retried: any other 4xx (AccessDenied, InvalidClientTokenId,
+//! MalformedPolicyDocument, PackedPolicyTooLarge, RegionDisabledException, …). Each
+//! attempt is a Worker subrequest, so the attempt cap is small and configurable. Every
+//! attempt is signed anew with the current time.
+
+use async_trait::async_trait;
+
+use super::{Step, UpstreamError, UpstreamKind};
+use crate::http::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
+
+/// Waiting without a clock in the core: the shell sleeps on a timer, tests record.
+#[async_trait(?Send)]
+pub trait Sleeper {
+    async fn sleep(&self, ms: u64);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts including the first.
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl RetryPolicy {
+    pub fn new(max_attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts: max_attempts.max(1),
+            base_delay_ms: 100,
+            max_delay_ms: 2_000,
+        }
+    }
+
+    /// Full jitter: uniform in `[0, min(max, base · 2^retry)]`.
+    pub fn backoff_ms(&self, retry: u32, random: u32) -> u64 {
+        let ceiling = self
+            .base_delay_ms
+            .saturating_mul(1u64 << retry.min(20))
+            .min(self.max_delay_ms);
+        u64::from(random) % (ceiling + 1)
+    }
+}
+
+/// Codes AWS uses for throttling (HTTP 400 on the Query and JSON protocols).
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "RequestThrottledException",
+];
+
+/// Codes that mean "you may not": reported as `upstream_denied`.
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSignatureException",
+    "MissingAuthenticationToken",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RegionDisabledException",
+];
+
+/// An error response, reduced to (code, request id) by the protocol's parser.
+pub type ErrorParser = fn(&OutboundResponse) -> (Option<String>, Option<String>);
+
+/// Everything one retried call needs.
+pub struct Call<'a> {
+    pub step: Step,
+    pub policy: RetryPolicy,
+    pub http: &'a dyn HttpClient,
+    pub sleeper: &'a dyn Sleeper,
+    pub parse_error: ErrorParser,
+}
+
+/// Sends `build(now_ms)` until a 2xx, a non-retryable answer, or the attempt cap.
+/// Returns the 2xx response and the number of attempts used.
+pub async fn send<F>(
+    call: &Call<'_>,
+    start_ms: u64,
+    build: F,
+) -> Result<(OutboundResponse, u32), UpstreamError>
+where
+    F: Fn(u64) -> Result<OutboundRequest, UpstreamError>,
+{
+    let mut slept_ms = 0;
+    let mut attempt = 1;
+    loop {
+        let request = build(start_ms + slept_ms)?;
+        let outcome = call.http.send(request).await;
+        let failure = match outcome {
+            Ok(response) if (200..300).contains(&response.status) => {
+                return Ok((response, attempt))
+            }
+            Ok(response) => classify(call, &response),
+            Err(TransportError::Timeout) => {
+                (UpstreamError::new(call.step, UpstreamKind::Timeout), true)
+            }
+            Err(TransportError::Network(_)) => {
+                (UpstreamError::new(call.step, UpstreamKind::Error), true)
+            }
+        };
+        let (mut error, retryable) = failure;
+        error.attempts = attempt;
+        if !retryable || attempt >= call.policy.max_attempts {
+            return Err(error);
+        }
+        let delay = call.policy.backoff_ms(attempt - 1, random_u32());
+        call.sleeper.sleep(delay).await;
+        slept_ms += delay;
+        attempt += 1;
+    }
+}
+
+/// (error, retryable) for a non-2xx response.
+fn classify(call: &Call<'_>, response: &OutboundResponse) -> (UpstreamError, bool) {
+    let (code, request_id) = (call.parse_error)(response);
+    let throttled = matches!(response.status, 400 | 429)
+        && code
+            .as_deref()
+            .is_some_and(|c| THROTTLING_CODES.contains(&c));
+    let denied = code.as_deref().is_some_and(|c| DENIED_CODES.contains(&c));
+    let (kind, retryable) = if throttled || response.status == 429 {
+        (UpstreamKind::Throttled, true)
+    } else if response.status >= 500 {
+        (UpstreamKind::Error, true)
+    } else if denied || matches!(response.status, 401 | 403) {
+        (UpstreamKind::Denied, false)
+    } else {
+        (UpstreamKind::Error, false)
+    };
+    let error = UpstreamError {
+        step: call.step,
+        kind,
+        aws_code: code,
+        request_id,
+        attempts: 0,
+    };
+    (error, retryable)
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    // No entropy only costs jitter quality, never correctness.
+    let _ = getrandom::getrandom(&mut bytes);
+    u32::from_le_bytes(bytes)
+}

@@ -1,0 +1,148 @@
+//! STS AssumeRole over the Query API: request builder and XML response parsers.
+
+use chrono::DateTime;
+
+use super::{log_safe, AwsCredentials};
+use crate::http::OutboundRequest;
+use crate::secrets::SecretString;
+
+pub const STS_API_VERSION: &str = "2011-06-15";
+
+/// The regional endpoint (STS global endpoint is legacy; regional keeps calls in-region).
+pub fn default_endpoint(region: &str) -> String {
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://sts.{region}.{suffix}/")
+}
+
+/// One AssumeRole call's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRoleRequest {
+    pub role_arn: String,
+    pub role_session_name: String,
+    pub source_identity: Option<String>,
+    pub duration_seconds: u64,
+    /// Inline session policy JSON (already size-checked).
+    pub policy: Option<String>,
+}
+
+impl AssumeRoleRequest {
+    /// The unsigned `POST` with a form-encoded body, parameters in a fixed order.
+    pub fn to_outbound(&self, endpoint: &str, timeout_ms: u64) -> OutboundRequest {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", "AssumeRole")
+            .append_pair("Version", STS_API_VERSION)
+            .append_pair("RoleArn", &self.role_arn)
+            .append_pair("RoleSessionName", &self.role_session_name)
+            .append_pair("DurationSeconds", &self.duration_seconds.to_string());
+        if let Some(policy) = &self.policy {
+            form.append_pair("Policy", policy);
+        }
+        if let Some(source_identity) = &self.source_identity {
+            form.append_pair("SourceIdentity", source_identity);
+        }
+        OutboundRequest {
+            method: "POST",
+            url: endpoint.to_owned(),
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded; charset=utf-8".into(),
+            )],
+            body: form.finish().into_bytes(),
+            timeout_ms,
+        }
+    }
+}
+
+/// What a successful AssumeRole returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumedRole {
+    pub credentials: AwsCredentials,
+    pub assumed_role_arn: String,
+    pub packed_policy_size: Option<u32>,
+    pub request_id: Option<String>,
+}
+
+/// Why a response body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub &'static str);
+
+/// Parses `<AssumeRoleResponse>` (entities are unescaped by the XML parser).
+pub fn parse_assume_role_response(body: &str) -> Result<AssumedRole, ParseError> {
+    let doc = roxmltree::Document::parse(body).map_err(|_| ParseError("not XML"))?;
+    let text = |name: &str| -> Option<String> {
+        doc.descendants()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .map(|t| t.trim().to_owned())
+    };
+    let creds = doc
+        .descendants()
+        .find(|n| n.has_tag_name("Credentials"))
+        .ok_or(ParseError("no Credentials"))?;
+    let field = |name: &str| -> Result<String, ParseError> {
+        creds
+            .children()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .ok_or(ParseError("incomplete Credentials"))
+    };
+    let expiration = field("Expiration")?;
+    let expires_at_ms = DateTime::parse_from_rfc3339(&expiration)
+        .map_err(|_| ParseError("bad Expiration"))?
+        .timestamp_millis();
+    let assumed_role_arn = doc
+        .descendants()
+        .find(|n| n.has_tag_name("AssumedRoleUser"))
+        .and_then(|u| u.children().find(|n| n.has_tag_name("Arn")))
+        .and_then(|n| n.text())
+        .ok_or(ParseError("no AssumedRoleUser"))?
+        .trim()
+        .to_owned();
+    Ok(AssumedRole {
+        credentials: AwsCredentials {
+            access_key_id: field("AccessKeyId")?,
+            secret_access_key: SecretString::new(field("SecretAccessKey")?),
+            session_token: Some(SecretString::new(field("SessionToken")?)),
+            expires_at_ms: Some(
+                u64::try_from(expires_at_ms).map_err(|_| ParseError("bad Expiration"))?,
+            ),
+        },
+        assumed_role_arn,
+        packed_policy_size: text("PackedPolicySize").and_then(|s| s.parse().ok()),
+        request_id: text("RequestId").map(|s| log_safe(&s)),
+    })
+}
+
+/// An AWS Query-API error: code and request id only (the message is not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    pub code: String,
+    pub request_id: Option<String>,
+}
+
+/// Parses `<ErrorResponse><Error><Code>…` (real STS) and the
+/// `<ErrorResponse><Errors><Error><Code>…` shape moto sends.
+pub fn parse_error_response(body: &str) -> Option<QueryError> {
+    let doc = roxmltree::Document::parse(body).ok()?;
+    let error = doc.descendants().find(|n| n.has_tag_name("Error"))?;
+    let code = error
+        .children()
+        .find(|n| n.has_tag_name("Code"))?
+        .text()?
+        .trim();
+    let request_id = doc
+        .descendants()
+        .find(|n| n.has_tag_name("RequestId") || n.has_tag_name("RequestID"))
+        .and_then(|n| n.text())
+        .map(log_safe);
+    Some(QueryError {
+        code: log_safe(code),
+        request_id,
+    })
+}
