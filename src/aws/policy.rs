@@ -103,3 +103,117 @@ pub fn repository_arn(region: &str, account_id: &str, repository: &str) -> Strin
         partition(region)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// IAM resource matching: `*` any run, `?` one character, everything else literal.
+    fn iam_matches(pattern: &str, arn: &str) -> bool {
+        fn go(p: &[u8], s: &[u8]) -> bool {
+            match (p.first(), s.first()) {
+                (None, None) => true,
+                (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+                (Some(b'?'), Some(_)) => go(&p[1..], &s[1..]),
+                (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+                _ => false,
+            }
+        }
+        go(pattern.as_bytes(), arn.as_bytes())
+    }
+
+    fn policy(project: &str, access: Access) -> Value {
+        let p = SessionPolicy::for_repository(
+            "us-east-1",
+            "123456789012",
+            "rise/",
+            &ProjectName::parse(project).unwrap(),
+            access,
+        );
+        serde_json::from_str(&p.to_json().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn grants_exactly_one_repository() {
+        let doc = policy("my-app", Access::Push);
+        let resource = doc["Statement"][1]["Resource"].as_str().unwrap();
+        let arn = |repo: &str| format!("arn:aws:ecr:us-east-1:123456789012:repository/{repo}");
+        assert!(iam_matches(resource, &arn("rise/my-app")));
+        for other in [
+            "rise/my-app2",
+            "rise/my-app-prod",
+            "rise/my-app/x",
+            "rise/my-ap",
+            "my-app",
+            "rise/other",
+            "rise/my-app ",
+        ] {
+            assert!(!iam_matches(resource, &arn(other)), "{other}");
+        }
+        assert!(!iam_matches(
+            resource,
+            "arn:aws:ecr:us-west-2:123456789012:repository/rise/my-app"
+        ));
+        assert!(!iam_matches(
+            resource,
+            "arn:aws:ecr:us-east-1:999999999999:repository/rise/my-app"
+        ));
+        // GetAuthorizationToken has no resource-level scope; it is the only action on `*`.
+        assert_eq!(doc["Statement"][0]["Resource"], "*");
+        assert_eq!(
+            doc["Statement"][0]["Action"],
+            serde_json::json!(["ecr:GetAuthorizationToken"])
+        );
+        assert_eq!(doc["Version"], "2012-10-17");
+    }
+
+    #[test]
+    fn pull_has_no_write_actions() {
+        let doc = policy("my-app", Access::Pull);
+        let actions: Vec<&str> = doc["Statement"][1]["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        for write in [
+            "ecr:PutImage",
+            "ecr:InitiateLayerUpload",
+            "ecr:UploadLayerPart",
+            "ecr:CompleteLayerUpload",
+        ] {
+            assert!(!actions.contains(&write));
+        }
+        assert!(actions.iter().all(|a| PUSH_ACTIONS.contains(a)));
+    }
+
+    #[test]
+    fn partitions() {
+        assert!(repository_arn("cn-north-1", "123456789012", "x").starts_with("arn:aws-cn:ecr:"));
+        assert!(
+            repository_arn("us-gov-west-1", "123456789012", "x").starts_with("arn:aws-us-gov:ecr:")
+        );
+    }
+
+    #[test]
+    fn size_guard_trips() {
+        let project = ProjectName::parse("my-app").unwrap();
+        let fits = SessionPolicy::for_repository(
+            "us-east-1",
+            "123456789012",
+            &"a/".repeat(96),
+            &project,
+            Access::Push,
+        );
+        assert!(fits.to_json().unwrap().len() <= MAX_POLICY_CHARS);
+        let huge = SessionPolicy::for_repository(
+            "us-east-1",
+            "123456789012",
+            &"a".repeat(1800),
+            &project,
+            Access::Push,
+        );
+        assert!(matches!(huge.to_json(), Err(PolicyTooLarge(n)) if n > MAX_POLICY_CHARS));
+    }
+}

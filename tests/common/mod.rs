@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use async_trait::async_trait;
 use jwt_compact::alg::{Hs256, Hs256Key};
@@ -29,6 +29,8 @@ pub const DEV_SECRET_B64: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMi1ieXRlcy
 #[derive(Default)]
 pub struct FakeHttp {
     pub routes: RefCell<HashMap<String, OutboundResponse>>,
+    /// Answers used once each, in order, before falling back to `routes`.
+    pub scripts: RefCell<HashMap<String, VecDeque<Result<OutboundResponse, TransportError>>>>,
     pub calls: RefCell<Vec<OutboundRequest>>,
 }
 
@@ -59,6 +61,21 @@ impl FakeHttp {
         );
     }
 
+    pub fn script(&self, url: &str, answers: Vec<Result<OutboundResponse, TransportError>>) {
+        self.scripts
+            .borrow_mut()
+            .insert(url.to_owned(), answers.into());
+    }
+
+    pub fn calls_for(&self, url: &str) -> Vec<OutboundRequest> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter(|c| c.url == url)
+            .cloned()
+            .collect()
+    }
+
     pub fn call_count(&self) -> usize {
         self.calls.borrow().len()
     }
@@ -73,6 +90,14 @@ impl HttpClient for FakeHttp {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
         let url = request.url.clone();
         self.calls.borrow_mut().push(request);
+        if let Some(answer) = self
+            .scripts
+            .borrow_mut()
+            .get_mut(&url)
+            .and_then(VecDeque::pop_front)
+        {
+            return answer;
+        }
         self.routes
             .borrow()
             .get(&url)
@@ -139,13 +164,29 @@ pub fn get(path_and_query: &str, token: Option<&str>) -> ApiRequest {
 }
 
 pub fn run(broker: &Broker, request: &ApiRequest, http: &FakeHttp) -> Outcome {
-    let secrets = secrets();
-    let sleeper = RecordingSleeper::default();
-    let env = RequestEnv {
-        now_ms: NOW_MS,
+    run_with(
+        broker,
+        request,
         http,
-        secrets: &secrets,
-        sleeper: &sleeper,
+        &secrets(),
+        &RecordingSleeper::default(),
+        NOW_MS,
+    )
+}
+
+pub fn run_with(
+    broker: &Broker,
+    request: &ApiRequest,
+    http: &FakeHttp,
+    secrets: &MapSecrets,
+    sleeper: &RecordingSleeper,
+    now_ms: u64,
+) -> Outcome {
+    let env = RequestEnv {
+        now_ms,
+        http,
+        secrets,
+        sleeper,
     };
     block_on(respond(Ok(broker), request, &env))
 }
