@@ -17,7 +17,7 @@ use crate::aws::sts::{self, AssumeRoleRequest, AssumedRole};
 use crate::aws::{log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind};
 use crate::config::{lenient, validate_url, ConfigError};
 use crate::http::OutboundResponse;
-use crate::project::MAX_PROJECT_LEN;
+use crate::project::{Access, ProjectName, MAX_PROJECT_LEN};
 use crate::secrets::Secrets;
 
 /// Bounds AWS puts on `DurationSeconds` for AssumeRole.
@@ -372,6 +372,39 @@ pub fn base_credentials(secrets: &dyn Secrets) -> Result<AwsCredentials, ConfigE
         secret_access_key,
         session_token: get("AWS_SESSION_TOKEN"),
         expires_at_ms: None,
+    })
+}
+
+/// The AssumeRole call on `push_role_arn` for one caller, project and access level:
+/// session name and source identity from the caller, the scoped session policy, and the
+/// configured duration (capped at `max_seconds`, one hour for a chained session).
+pub fn push_role_request(
+    config: &EcrConfig,
+    identity: &str,
+    project: &ProjectName,
+    access: Access,
+    max_seconds: u64,
+) -> Result<AssumeRoleRequest, ConfigError> {
+    let policy = SessionPolicy::for_repository(
+        &config.region,
+        &config.account_id,
+        &config.repo_prefix,
+        project,
+        access,
+    )
+    .to_json()
+    .map_err(|_| {
+        ConfigError::key(
+            "registry.repo_prefix",
+            "makes the session policy exceed 2048 characters",
+        )
+    })?;
+    Ok(AssumeRoleRequest {
+        role_arn: config.push_role_arn.clone(),
+        role_session_name: role_session_name(identity),
+        source_identity: config.source_identity.then(|| identity.to_owned()),
+        duration_seconds: config.session_duration_seconds.min(max_seconds),
+        policy: Some(policy),
     })
 }
 
