@@ -42,6 +42,9 @@ fn aws_secrets() -> MapSecrets {
         .with("AWS_SECRET_ACCESS_KEY", BASE_SECRET)
 }
 
+/// Scripted answers for one endpoint, in order.
+type Answers = Vec<Result<OutboundResponse, TransportError>>;
+
 fn ok(body: String, headers: Vec<(String, String)>) -> Result<OutboundResponse, TransportError> {
     Ok(OutboundResponse {
         status: 200,
@@ -363,12 +366,7 @@ fn throttling_is_retried_with_bounded_jitter() {
 
 #[test]
 fn error_mapping() {
-    let cases: Vec<(
-        Vec<Result<OutboundResponse, TransportError>>,
-        u16,
-        &str,
-        usize,
-    )> = vec![
+    let cases: Vec<(Answers, u16, &str, usize)> = vec![
         (
             vec![err(403, &sts_error("AccessDenied"))],
             502,
