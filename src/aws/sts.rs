@@ -1,6 +1,7 @@
 //! STS AssumeRole over the Query API: request builder and XML response parsers.
 
 use chrono::DateTime;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{log_safe, AwsCredentials};
 use crate::http::OutboundRequest;
@@ -55,6 +56,21 @@ impl AssumeRoleRequest {
             timeout_ms,
         }
     }
+}
+
+/// Everything but RFC 3986 unreserved characters (`A-Z a-z 0-9 - _ . ~`) is
+/// percent-encoded, as the AWS SDKs and botocore encode Query-API bodies. (The WHATWG
+/// form encoding would leave `*` bare and encode `~`; servers that re-encode the parsed
+/// form before checking the signature — moto does — would then hash other bytes.)
+const AWS_QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `k1=v1&k2=v2` with [`AWS_QUERY_ENCODE`], in the given order.
+pub fn aws_form_encode(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, AWS_QUERY_ENCODE), utf8_percent_encode(v, AWS_QUERY_ENCODE)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// What a successful AssumeRole returns.
@@ -145,4 +161,26 @@ pub fn parse_error_response(body: &str) -> Option<QueryError> {
         code: log_safe(code),
         request_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_matches_the_aws_sdks() {
+        let body = aws_form_encode(&[("Policy", r#"{"Resource":"*"}"#), ("Name", "a~b c@d+e/f")]);
+        assert_eq!(body, "Policy=%7B%22Resource%22%3A%22%2A%22%7D&Name=a~b%20c%40d%2Be%2Ff");
+    }
+
+    #[test]
+    fn parses_both_error_shapes_and_unescapes_entities() {
+        let real = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>m</Message></Error><RequestId>abc-1</RequestId></ErrorResponse>";
+        let moto = "<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code></Error></Errors><RequestId>r&amp;2</RequestId></ErrorResponse>";
+        assert_eq!(parse_error_response(real), Some(QueryError { code: "AccessDenied".into(), request_id: Some("abc-1".into()) }));
+        let parsed = parse_error_response(moto).unwrap();
+        assert_eq!(parsed.code, "InvalidClientTokenId");
+        assert_eq!(parsed.request_id.as_deref(), Some("r2"), "unescaped, then reduced to log-safe characters");
+        assert_eq!(parse_error_response("not xml"), None);
+    }
 }

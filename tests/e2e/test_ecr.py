@@ -1,0 +1,211 @@
+"""End-to-end ECR: the worker under `wrangler dev` against moto (signature checking on)
+and against a scripted fake STS/ECR for throttling and timeouts."""
+import base64
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+
+from conftest import ROOT, Worker, free_port
+
+CREDS = "/registry/credentials?project=my-app"
+
+
+class Moto:
+    def __init__(self, keep_moto_expiry=False):
+        self.port = free_port()
+        args = [str(ROOT / ".venv/bin/python"), str(ROOT / "tests/helpers/moto_ecr.py"), "--port", str(self.port)]
+        if keep_moto_expiry:
+            args.append("--keep-moto-expiry")
+        self.log = open(ROOT / "target" / f"e2e-moto-{self.port}.log", "w")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True, start_new_session=True)
+        self.info = json.loads(self.proc.stdout.readline())
+        self.endpoint = self.info["endpoint"] + "/"
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+def ecr_worker(name, secret, endpoint, akid, aws_secret, **extra):
+    variables = {
+        "RISE_JWT_SECRET": base64.b64encode(secret).decode(),
+        "AWS_ACCESS_KEY_ID": akid,
+        "AWS_SECRET_ACCESS_KEY": aws_secret,
+        "RISE_REGISTRY__TYPE": "ecr",
+        "RISE_REGISTRY__REGION": "us-east-1",
+        "RISE_REGISTRY__ACCOUNT_ID": "123456789012",
+        "RISE_REGISTRY__REPO_PREFIX": "rise/",
+        "RISE_REGISTRY__PUSH_ROLE_ARN": "arn:aws:iam::123456789012:role/rise-ecr-push",
+        "RISE_REGISTRY__STS_ENDPOINT": endpoint,
+        "RISE_REGISTRY__ECR_ENDPOINT": endpoint,
+    }
+    variables.update(extra)
+    return Worker(variables, name)
+
+
+def token(secret, projects=("my-app",)):
+    now = int(time.time())
+    return jwt.encode({"iss": "rise-dev", "aud": "rise", "sub": "e2e-ci@example.com", "iat": now,
+                       "exp": now + 600, "projects": list(projects)}, secret, algorithm="HS256")
+
+
+@pytest.fixture(scope="module")
+def moto():
+    m = Moto()
+    yield m
+    m.stop()
+
+
+def test_moto_issues_scoped_credentials(moto, secret):
+    w = ecr_worker("ecr-moto", secret, moto.endpoint, moto.info["access_key_id"], moto.info["secret_access_key"])
+    try:
+        before = time.time()
+        status, headers, body = w.get(CREDS, token(secret))
+        assert status == 200, body
+        data = json.loads(body)
+        creds = data["credentials"]
+        assert creds["registry_url"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        assert creds["username"] == "AWS"
+        assert creds["password"] == "123456789012-auth-token"  # what moto issues
+        # Session: DurationSeconds=3600; ECR token (shimmed): 12 h → the session wins, minus 60 s.
+        elapsed = int(time.time() - before) + 2
+        assert 3540 - elapsed <= creds["expires_in"] <= 3540, creds
+        assert data["repository"] == "rise/my-app"
+        assert data["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/rise/my-app"
+        assert data["auth_method"] == "login_credentials"
+        logs = w.logs()
+        assert '"subrequests":2' in logs
+        assert moto.info["secret_access_key"] not in logs and "123456789012-auth-token" not in logs
+        # Another project: refused before any AWS call.
+        status, _, body = w.get("/registry/credentials?project=other", token(secret))
+        assert status == 403, body
+    finally:
+        w.stop()
+
+
+def test_wrong_base_secret_is_a_mapped_502_without_leaks(moto, secret):
+    wrong = "WRONGsecretWRONGsecretWRONGsecret0000000"
+    w = ecr_worker("ecr-wrong", secret, moto.endpoint, moto.info["access_key_id"], wrong)
+    try:
+        status, _, body = w.get(CREDS, token(secret))
+        assert status == 502, body
+        parsed = json.loads(body)
+        assert parsed["code"] == "upstream_denied"
+        assert "sts:AssumeRole" in parsed["error"]
+        for leaked in (wrong, moto.info["access_key_id"]):
+            assert leaked not in body and leaked not in w.logs()
+    finally:
+        w.stop()
+
+
+def test_moto_fixed_2015_expiry_is_refused(secret):
+    m = Moto(keep_moto_expiry=True)
+    w = ecr_worker("ecr-expired", secret, m.endpoint, m.info["access_key_id"], m.info["secret_access_key"])
+    try:
+        status, _, body = w.get(CREDS, token(secret))
+        assert status == 502, body
+        assert json.loads(body)["code"] == "upstream_error"
+        assert "auth-token" not in body
+        assert "TokenAlreadyExpired" in w.logs()
+    finally:
+        w.stop()
+        m.stop()
+
+
+class FakeAws:
+    """Scripted STS/ECR: `sts_plan` is a list of "throttle" | "ok" | "hang" used in order."""
+
+    def __init__(self):
+        self.sts_plan = []
+        self.sts_attempts = 0
+        self.ecr_attempts = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path.startswith("/sts"):
+                    outer.sts_attempts += 1
+                    step = outer.sts_plan.pop(0) if outer.sts_plan else "ok"
+                    if step == "hang":
+                        time.sleep(30)
+                        return
+                    if step == "throttle":
+                        return self.reply(400, "text/xml", "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                                          "<Message>Rate exceeded</Message></Error><RequestId>t-1</RequestId></ErrorResponse>")
+                    exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+                    return self.reply(200, "text/xml", f"""<AssumeRoleResponse><AssumeRoleResult>
+<AssumedRoleUser><AssumedRoleId>A:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/p/x</Arn></AssumedRoleUser>
+<Credentials><AccessKeyId>ASIAFAKE</AccessKeyId><SecretAccessKey>fake-secret</SecretAccessKey>
+<SessionToken>fake-token</SessionToken><Expiration>{exp}</Expiration></Credentials>
+</AssumeRoleResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></AssumeRoleResponse>""")
+                outer.ecr_attempts += 1
+                tok = base64.b64encode(b"AWS:fake-password").decode()
+                return self.reply(200, "application/x-amz-json-1.1", json.dumps(
+                    {"authorizationData": [{"authorizationToken": tok, "expiresAt": time.time() + 43200,
+                                            "proxyEndpoint": "https://x"}]}))
+
+            def reply(self, status, ctype, text):
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def fake_aws_worker(secret):
+    fake = FakeAws()
+    w = ecr_worker("ecr-fake", secret, fake.base + "/sts/", "AKIAFAKEBASE", "fake-base-secret",
+                   RISE_REGISTRY__ECR_ENDPOINT=fake.base + "/ecr/",
+                   RISE_REGISTRY__TIMEOUT_MS="1000", RISE_REGISTRY__MAX_ATTEMPTS="3")
+    yield fake, w
+    w.stop()
+    fake.server.shutdown()
+
+
+def test_throttled_twice_then_success(fake_aws_worker, secret):
+    fake, w = fake_aws_worker
+    fake.sts_plan, fake.sts_attempts, fake.ecr_attempts = ["throttle", "throttle", "ok"], 0, 0
+    status, _, body = w.get(CREDS, token(secret))
+    assert status == 200, body
+    assert fake.sts_attempts == 3 and fake.ecr_attempts == 1
+    assert json.loads(body)["credentials"]["password"] == "fake-password"
+
+
+def test_throttled_every_time_is_503_with_retry_after(fake_aws_worker, secret):
+    fake, w = fake_aws_worker
+    fake.sts_plan, fake.sts_attempts = ["throttle"] * 3, 0
+    status, headers, body = w.get(CREDS, token(secret))
+    assert status == 503, body
+    assert json.loads(body)["code"] == "upstream_throttled"
+    assert headers["Retry-After"] == "5"
+    assert fake.sts_attempts == 3
+
+
+def test_upstream_that_never_answers_is_504(fake_aws_worker, secret):
+    fake, w = fake_aws_worker
+    fake.sts_plan, fake.sts_attempts = ["hang"] * 3, 0
+    status, _, body = w.get(CREDS, token(secret))
+    assert status == 504, body
+    assert json.loads(body)["code"] == "upstream_timeout"
+    assert fake.sts_attempts == 3
