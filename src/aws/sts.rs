@@ -33,17 +33,19 @@ pub struct AssumeRoleRequest {
 impl AssumeRoleRequest {
     /// The unsigned `POST` with a form-encoded body, parameters in a fixed order.
     pub fn to_outbound(&self, endpoint: &str, timeout_ms: u64) -> OutboundRequest {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("Action", "AssumeRole")
-            .append_pair("Version", STS_API_VERSION)
-            .append_pair("RoleArn", &self.role_arn)
-            .append_pair("RoleSessionName", &self.role_session_name)
-            .append_pair("DurationSeconds", &self.duration_seconds.to_string());
+        let duration = self.duration_seconds.to_string();
+        let mut params = vec![
+            ("Action", "AssumeRole"),
+            ("Version", STS_API_VERSION),
+            ("RoleArn", self.role_arn.as_str()),
+            ("RoleSessionName", self.role_session_name.as_str()),
+            ("DurationSeconds", duration.as_str()),
+        ];
         if let Some(policy) = &self.policy {
-            form.append_pair("Policy", policy);
+            params.push(("Policy", policy));
         }
         if let Some(source_identity) = &self.source_identity {
-            form.append_pair("SourceIdentity", source_identity);
+            params.push(("SourceIdentity", source_identity));
         }
         OutboundRequest {
             method: "POST",
@@ -52,7 +54,7 @@ impl AssumeRoleRequest {
                 "content-type".into(),
                 "application/x-www-form-urlencoded; charset=utf-8".into(),
             )],
-            body: form.finish().into_bytes(),
+            body: aws_form_encode(&params).into_bytes(),
             timeout_ms,
         }
     }
@@ -62,13 +64,23 @@ impl AssumeRoleRequest {
 /// percent-encoded, as the AWS SDKs and botocore encode Query-API bodies. (The WHATWG
 /// form encoding would leave `*` bare and encode `~`; servers that re-encode the parsed
 /// form before checking the signature — moto does — would then hash other bytes.)
-const AWS_QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const AWS_QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// `k1=v1&k2=v2` with [`AWS_QUERY_ENCODE`], in the given order.
 pub fn aws_form_encode(params: &[(&str, &str)]) -> String {
     params
         .iter()
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, AWS_QUERY_ENCODE), utf8_percent_encode(v, AWS_QUERY_ENCODE)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, AWS_QUERY_ENCODE),
+                utf8_percent_encode(v, AWS_QUERY_ENCODE)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -170,17 +182,30 @@ mod tests {
     #[test]
     fn form_encoding_matches_the_aws_sdks() {
         let body = aws_form_encode(&[("Policy", r#"{"Resource":"*"}"#), ("Name", "a~b c@d+e/f")]);
-        assert_eq!(body, "Policy=%7B%22Resource%22%3A%22%2A%22%7D&Name=a~b%20c%40d%2Be%2Ff");
+        assert_eq!(
+            body,
+            "Policy=%7B%22Resource%22%3A%22%2A%22%7D&Name=a~b%20c%40d%2Be%2Ff"
+        );
     }
 
     #[test]
     fn parses_both_error_shapes_and_unescapes_entities() {
         let real = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>m</Message></Error><RequestId>abc-1</RequestId></ErrorResponse>";
         let moto = "<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code></Error></Errors><RequestId>r&amp;2</RequestId></ErrorResponse>";
-        assert_eq!(parse_error_response(real), Some(QueryError { code: "AccessDenied".into(), request_id: Some("abc-1".into()) }));
+        assert_eq!(
+            parse_error_response(real),
+            Some(QueryError {
+                code: "AccessDenied".into(),
+                request_id: Some("abc-1".into())
+            })
+        );
         let parsed = parse_error_response(moto).unwrap();
         assert_eq!(parsed.code, "InvalidClientTokenId");
-        assert_eq!(parsed.request_id.as_deref(), Some("r2"), "unescaped, then reduced to log-safe characters");
+        assert_eq!(
+            parsed.request_id.as_deref(),
+            Some("r2"),
+            "unescaped, then reduced to log-safe characters"
+        );
         assert_eq!(parse_error_response("not xml"), None);
     }
 }

@@ -76,6 +76,13 @@ class Worker:
         self.log.flush()
         return self.log_path.read_text()
 
+    def wait_for_log(self, needle: str, timeout: float = 10) -> str:
+        """wrangler prints the worker's log lines asynchronously: wait for one to arrive."""
+        deadline = time.time() + timeout
+        while needle not in self.logs() and time.time() < deadline:
+            time.sleep(0.1)
+        return self.logs()
+
     def stop(self):
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)

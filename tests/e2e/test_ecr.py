@@ -81,7 +81,7 @@ def test_moto_issues_scoped_credentials(moto, secret):
         assert data["repository"] == "rise/my-app"
         assert data["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/rise/my-app"
         assert data["auth_method"] == "login_credentials"
-        logs = w.logs()
+        logs = w.wait_for_log('"outcome":"issued"')
         assert '"subrequests":2' in logs
         assert moto.info["secret_access_key"] not in logs and "123456789012-auth-token" not in logs
         # Another project: refused before any AWS call.
@@ -101,7 +101,7 @@ def test_wrong_base_secret_is_a_mapped_502_without_leaks(moto, secret):
         assert parsed["code"] == "upstream_denied"
         assert "sts:AssumeRole" in parsed["error"]
         for leaked in (wrong, moto.info["access_key_id"]):
-            assert leaked not in body and leaked not in w.logs()
+            assert leaked not in body and leaked not in w.wait_for_log("upstream_denied")
     finally:
         w.stop()
 
@@ -114,7 +114,7 @@ def test_moto_fixed_2015_expiry_is_refused(secret):
         assert status == 502, body
         assert json.loads(body)["code"] == "upstream_error"
         assert "auth-token" not in body
-        assert "TokenAlreadyExpired" in w.logs()
+        assert "TokenAlreadyExpired" in w.wait_for_log("TokenAlreadyExpired")
     finally:
         w.stop()
         m.stop()

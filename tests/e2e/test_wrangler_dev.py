@@ -108,7 +108,7 @@ def test_no_token_or_secret_in_logs(worker, secret):
     token = dev_token(secret)
     worker.get(CREDS + "?project=my-app", token)
     worker.get(CREDS + "?project=nope", token)
-    logs = worker.logs()
+    logs = worker.wait_for_log('"project":"nope"')
     assert '"event":"registry_credentials"' in logs
     assert token not in logs and token.split(".")[2] not in logs
     assert base64.b64encode(secret).decode() not in logs

@@ -162,3 +162,9 @@ async fn pyjwt_corpus_in_wasm() {
     }
     assert!(checked >= 50);
 }
+
+#[wasm_bindgen_test]
+fn aws_query_encoding_in_wasm() {
+    let body = rise_registry_broker::aws::sts::aws_form_encode(&[("P", r#"{"R":"*"}"#)]);
+    assert_eq!(body, "P=%7B%22R%22%3A%22%2A%22%7D");
+}
