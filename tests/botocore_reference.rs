@@ -70,6 +70,8 @@ impl Subscriber for Capture {
 
 struct Signed {
     name: &'static str,
+    /// The AssumeRole parameters, for botocore's own serializer.
+    params: Option<Value>,
     unsigned: OutboundRequest,
     signed: OutboundRequest,
     creds: AwsCredentials,
@@ -91,6 +93,7 @@ fn sign_captured(
     let fields = capture.0.lock().unwrap().clone();
     Signed {
         name,
+        params: None,
         unsigned,
         signed,
         creds,
@@ -139,6 +142,7 @@ fn botocore(cases: &[Signed]) -> Vec<Value> {
                 "access_key": c.creds.access_key_id, "secret_key": c.creds.secret_access_key.expose(),
                 "token": c.creds.session_token.as_ref().map(|t| t.expose().to_owned()),
                 "region": "us-east-1", "service": c.service, "time": "20260101T000000Z",
+                "assume_role_params": c.params,
             })
         })
         .collect();
@@ -232,6 +236,17 @@ fn sts_and_ecr_requests_match_botocore_byte_for_byte() {
             "ecr",
         ),
     ];
+    let params = |r: &rise_registry_broker::aws::sts::AssumeRoleRequest| {
+        let mut p = json!({"RoleArn": r.role_arn, "RoleSessionName": r.role_session_name,
+                           "DurationSeconds": r.duration_seconds, "Policy": r.policy});
+        if let Some(si) = &r.source_identity {
+            p["SourceIdentity"] = json!(si);
+        }
+        Some(p)
+    };
+    let mut cases = cases;
+    cases[0].params = params(&push);
+    cases[2].params = params(&pull);
     let reference = botocore(&cases);
     assert_eq!(reference.len(), cases.len());
     for (ours, theirs) in cases.iter().zip(&reference) {

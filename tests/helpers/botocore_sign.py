@@ -3,14 +3,18 @@
 
 stdin: JSON list of {"name", "method", "url", "headers": [[k, v], ...], "body" (text),
 "access_key", "secret_key", "token" (or null), "region", "service", "time" ("YYYYmmddTHHMMSSZ")}.
+Optional "assume_role_params": the AssumeRole parameters; botocore's own Query
+serializer then builds the body it would send ("botocore_body"), to compare with ours.
 stdout: JSON list of {"name", "canonical_request", "string_to_sign", "authorization",
-"headers": {lower-case name: value}, "body"}.
+"headers": {lower-case name: value}, "body", "botocore_body"}.
 """
 import datetime
 import json
 import sys
 
 import botocore.auth
+import botocore.serialize
+import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -23,6 +27,14 @@ class RecordingSigV4Auth(SigV4Auth):
         self.recorded_canonical = canonical_request
         self.recorded_sts = super().string_to_sign(request, canonical_request)
         return self.recorded_sts
+
+
+def botocore_body(params):
+    """The form body botocore itself would send for sts:AssumeRole with these parameters."""
+    model = botocore.session.get_session().get_service_model("sts").operation_model("AssumeRole")
+    serialized = botocore.serialize.create_serializer("query").serialize_to_request(params, model)
+    prepared = AWSRequest(method="POST", url="https://sts.amazonaws.com/", data=serialized["body"]).prepare()
+    return prepared.body if isinstance(prepared.body, str) else prepared.body.decode()
 
 
 def sign(case):
@@ -40,6 +52,7 @@ def sign(case):
         "authorization": request.headers["Authorization"],
         "headers": {k.lower(): v for k, v in request.headers.items()},
         "body": request.body.decode() if isinstance(request.body, bytes) else request.body,
+        "botocore_body": botocore_body(case["assume_role_params"]) if case.get("assume_role_params") else None,
     }
 
 
