@@ -9,14 +9,18 @@ use serde_json::{json, Value};
 
 use crate::auth::{authorize, AuthError, VerifiedCaller, Verifier};
 use crate::aws::retry::Sleeper;
+use crate::cache::{CacheKey, CredentialCache, Lookup};
 use crate::config::{Config, ConfigError};
 use crate::error::{error_response, PublicError, RequestError};
 use crate::http::{ApiRequest, ApiResponse, HttpClient};
 use crate::project::{Access, ProjectName};
 use crate::registry::{
-    create_registry_provider, CredentialRequest, ProviderContext, RegistryProvider,
+    create_registry_provider, CredentialRequest, ProviderContext, ProviderError,
+    RegistryCredentials, RegistryProvider,
 };
 use crate::secrets::Secrets;
+use crate::singleflight::SingleFlight;
+use std::hash::{Hash, Hasher};
 
 /// Everything one request may use from the outside world.
 pub struct RequestEnv<'a> {
@@ -39,6 +43,11 @@ pub struct Broker {
     config: Config,
     verifier: Verifier,
     provider: Box<dyn RegistryProvider>,
+    cache: CredentialCache,
+    /// Concurrent misses on one key share one issuance.
+    flight: SingleFlight<CacheKey, Result<RegistryCredentials, ProviderError>>,
+    /// Fingerprint of the provider settings, part of every cache key.
+    provider_fingerprint: u64,
 }
 
 impl std::fmt::Debug for Broker {
@@ -52,9 +61,20 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Builds the verifier and provider; secrets named by the config are read here.
     pub fn new(config: Config, secrets: &dyn Secrets) -> Result<Self, ConfigError> {
-        let verifier = Verifier::from_config(&config.auth, secrets)?;
+        let token_entries = if config.cache.enabled {
+            config.cache.token_entries as usize
+        } else {
+            0
+        };
+        let verifier =
+            Verifier::from_config(&config.auth, secrets)?.with_token_cache(token_entries);
         let provider = create_registry_provider(&config.registry);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", config.registry).hash(&mut hasher);
         Ok(Broker {
+            cache: CredentialCache::new(config.cache.clone()),
+            flight: SingleFlight::new(),
+            provider_fingerprint: hasher.finish(),
             config,
             verifier,
             provider,
@@ -63,6 +83,11 @@ impl Broker {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Credentials currently cached (for tests and the benchmark).
+    pub fn cached_credentials(&self) -> usize {
+        self.cache.len()
     }
 }
 
@@ -207,9 +232,7 @@ async fn issue(
         project,
         access,
     };
-    let credentials = broker
-        .provider
-        .credentials(&request, &ctx)
+    let credentials = cached_issue(broker, &request, &ctx, audit)
         .await
         .map_err(boxed)?;
     if let Some(expires_in) = credentials.expires_in {
@@ -220,6 +243,65 @@ async fn issue(
     }
     audit["subrequests"] = credentials.subrequests.into();
     Ok(credentials.to_json())
+}
+
+/// Issues through the cache: a hit makes no upstream call; concurrent misses on one key
+/// share one issuance (single-flight); a credential past its refresh point is refetched
+/// and served only if that fails. Failures are never cached.
+async fn cached_issue(
+    broker: &Broker,
+    request: &CredentialRequest<'_>,
+    ctx: &ProviderContext<'_>,
+    audit: &mut Value,
+) -> Result<RegistryCredentials, ProviderError> {
+    if !broker.config.cache.enabled {
+        audit["cache"] = "off".into();
+        return broker.provider.credentials(request, ctx).await;
+    }
+    let key = CacheKey {
+        provider: broker.provider_fingerprint,
+        project: request.project.to_string(),
+        access: request.access,
+    };
+    let stale = match broker.cache.get(&key, ctx.now_ms) {
+        Lookup::Hit(credentials) => {
+            audit["cache"] = "hit".into();
+            return Ok(credentials);
+        }
+        Lookup::Refresh(credentials) => Some(credentials),
+        Lookup::Miss => None,
+    };
+    let mut led = false;
+    let shared = broker
+        .flight
+        .run(key.clone(), || {
+            led = true;
+            async {
+                let result = broker.provider.credentials(request, ctx).await;
+                if let Ok(credentials) = &result {
+                    broker.cache.insert(key.clone(), credentials, ctx.now_ms);
+                }
+                result
+            }
+        })
+        .await;
+    // A leader dropped mid-flight (client went away) leaves followers to try themselves.
+    let result = match shared {
+        Ok(result) => result,
+        Err(_) => broker.provider.credentials(request, ctx).await,
+    };
+    audit["cache"] = if led { "miss" } else { "hit" }.into();
+    if !led {
+        audit["shared"] = true.into();
+    }
+    match (result, stale) {
+        (Err(error), Some(stale)) => {
+            audit["cache"] = "stale".into();
+            audit["refresh_error"] = error.to_string().into();
+            Ok(stale)
+        }
+        (result, _) => result,
+    }
 }
 
 /// A failure that can be both shown (publicly) and logged (Display).

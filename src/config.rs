@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthConfig;
+use crate::cache::CacheConfig;
 use crate::error::{PublicError, PublicFailure};
 use crate::registry::RegistryConfig;
 
@@ -39,6 +40,7 @@ pub const VAR_PREFIX: &str = "RISE_";
 pub struct Config {
     pub registry: RegistryConfig,
     pub auth: AuthConfig,
+    pub cache: CacheConfig,
 }
 
 /// A configuration problem. `reason` never contains a configured value.
@@ -228,6 +230,8 @@ struct RawConfig {
     registry: Value,
     #[serde(default)]
     auth: AuthConfig,
+    #[serde(default)]
+    cache: CacheConfig,
 }
 
 /// Turns a merged tree into a validated [`Config`].
@@ -237,8 +241,10 @@ pub fn from_value(value: Value) -> Result<Config, ConfigError> {
     let config = Config {
         registry,
         auth: raw.auth,
+        cache: raw.cache,
     };
     config.auth.validate()?;
+    config.cache.validate()?;
     Ok(config)
 }
 

@@ -10,6 +10,7 @@
 //!                                                   │ auth::jwt::Verifier           (401)
 //!                                                   │   └ auth::jwks (JWKS fetch via http::HttpClient)
 //!                                                   │ auth::authz::authorize        (403)
+//!                                                   │ cache::CredentialCache + singleflight
 //!                                                   │ registry::RegistryProvider    (200 / 5xx)
 //!  worker::Response ◀──shell── http::ApiResponse ◀──┘ error::error_response (one JSON error shape)
 //! ```
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod auth;
 pub mod aws;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod http;

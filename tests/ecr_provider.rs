@@ -3,114 +3,11 @@
 
 mod common;
 
-use base64::Engine as _;
+use common::aws::*;
 use common::*;
 use rise_registry_broker::api::Broker;
-use rise_registry_broker::config;
-use rise_registry_broker::http::{OutboundRequest, OutboundResponse, TransportError};
-use rise_registry_broker::secrets::MapSecrets;
+use rise_registry_broker::http::{OutboundRequest, TransportError};
 use serde_json::{json, Value};
-
-const STS: &str = "https://sts.test/";
-const ECR: &str = "https://ecr.test/";
-const BASE_AKID: &str = "AKIABASEEXAMPLE00001";
-const BASE_SECRET: &str = "base/secret/never-printed-0001";
-const SESSION_SECRET: &str = "session/secret/never-printed-0002";
-const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN";
-const PASSWORD: &str = "ecr-password-never-in-logs";
-
-fn broker(extra: &[(&str, &str)]) -> Broker {
-    let mut vars = vec![
-        ("RISE_REGISTRY__TYPE", "ecr"),
-        ("RISE_REGISTRY__REGION", "us-east-1"),
-        ("RISE_REGISTRY__ACCOUNT_ID", "123456789012"),
-        ("RISE_REGISTRY__REPO_PREFIX", "rise/"),
-        (
-            "RISE_REGISTRY__PUSH_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/rise-ecr-push",
-        ),
-        ("RISE_REGISTRY__STS_ENDPOINT", STS),
-        ("RISE_REGISTRY__ECR_ENDPOINT", ECR),
-    ];
-    vars.extend_from_slice(extra);
-    Broker::new(config::load_embedded(None, vars).unwrap(), &aws_secrets()).unwrap()
-}
-
-fn aws_secrets() -> MapSecrets {
-    secrets()
-        .with("AWS_ACCESS_KEY_ID", BASE_AKID)
-        .with("AWS_SECRET_ACCESS_KEY", BASE_SECRET)
-}
-
-/// Scripted answers for one endpoint, in order.
-type Answers = Vec<Result<OutboundResponse, TransportError>>;
-
-fn ok(body: String, headers: Vec<(String, String)>) -> Result<OutboundResponse, TransportError> {
-    Ok(OutboundResponse {
-        status: 200,
-        headers,
-        body: body.into_bytes(),
-    })
-}
-
-fn err(status: u16, body: &str) -> Result<OutboundResponse, TransportError> {
-    Ok(OutboundResponse {
-        status,
-        headers: vec![],
-        body: body.as_bytes().to_vec(),
-    })
-}
-
-fn iso(ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms as i64)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// An AssumeRole answer whose session ends `expires_in_s` from now.
-fn sts_ok(akid: &str, expires_in_s: u64) -> Result<OutboundResponse, TransportError> {
-    ok(
-        format!(
-            r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <AssumeRoleResult>
-    <AssumedRoleUser><AssumedRoleId>AROA:rise</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/rise-ecr-push/rise</Arn></AssumedRoleUser>
-    <Credentials>
-      <AccessKeyId>{akid}</AccessKeyId>
-      <SecretAccessKey>{SESSION_SECRET}</SecretAccessKey>
-      <SessionToken>{SESSION_TOKEN}&amp;x</SessionToken>
-      <Expiration>{}</Expiration>
-    </Credentials>
-    <PackedPolicySize>7</PackedPolicySize>
-  </AssumeRoleResult>
-  <ResponseMetadata><RequestId>sts-req-1</RequestId></ResponseMetadata>
-</AssumeRoleResponse>"#,
-            iso(NOW_MS + expires_in_s * 1000)
-        ),
-        vec![],
-    )
-}
-
-/// A GetAuthorizationToken answer expiring `expires_in_s` from now (float seconds).
-fn ecr_ok(expires_at_s: f64) -> Result<OutboundResponse, TransportError> {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{PASSWORD}"));
-    ok(
-        json!({"authorizationData": [{"authorizationToken": token, "expiresAt": expires_at_s,
-               "proxyEndpoint": "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}]})
-        .to_string(),
-        vec![("x-amzn-RequestId".into(), "ecr-req-1".into())],
-    )
-}
-
-const NOW_F: f64 = (NOW_MS / 1000) as f64;
-
-fn sts_error(code: &str) -> String {
-    format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>The security token {BASE_AKID} is bad</Message></Error><RequestId>sts-err-1</RequestId></ErrorResponse>")
-}
-
-fn token_for(projects: &[&str]) -> String {
-    dev_token(json!({"projects": projects}))
-}
 
 fn issue(b: &Broker, http: &FakeHttp, query: &str) -> (u16, Value, Value, Vec<u64>) {
     let sleeper = RecordingSleeper::default();
@@ -288,6 +185,8 @@ fn role_chaining_costs_one_more_call_and_is_cached() {
             "arn:aws:iam::123456789012:role/rise-backend",
         ),
         ("RISE_REGISTRY__SESSION_DURATION_SECONDS", "43200"),
+        // The credential cache would answer the second request: off, to see the role cache.
+        ("RISE_CACHE__ENABLED", "false"),
     ]);
     let http = FakeHttp::new();
     http.script(

@@ -233,3 +233,43 @@ fn single_key_without_kid_accepts_tokens_without_kid() {
     let t = Ed25519.token(&Header::empty(), &claims, &key(1)).unwrap();
     assert!(block_on(v.verify(&t, NOW_MS, &FakeHttp::new())).is_ok());
 }
+
+#[test]
+fn cached_tokens_never_outlive_a_key_rotation_or_their_expiry() {
+    let v = verifier(&[]).with_token_cache(100);
+    let http = FakeHttp::new();
+    http.route_json(JWKS_URL, &json!({"keys": [jwk(1, "k1")]}));
+    let old = token("https://idp.test", 1, "k1");
+    assert!(block_on(v.verify(&old, NOW_MS, &http)).is_ok());
+    assert!(
+        block_on(v.verify(&old, NOW_MS + S, &http)).is_ok(),
+        "served from the token cache"
+    );
+    assert_eq!(http.calls_to(JWKS_URL), 1);
+    // Rotation: k1 withdrawn. A k2 token triggers the refetch; the cached k1 token must
+    // now be verified again — and fail.
+    http.route_json(JWKS_URL, &json!({"keys": [jwk(2, "k2")]}));
+    assert!(
+        block_on(v.verify(&token("https://idp.test", 2, "k2"), NOW_MS + 61 * S, &http)).is_ok()
+    );
+    assert_eq!(
+        block_on(v.verify(&old, NOW_MS + 62 * S, &http)).unwrap_err(),
+        AuthError::InvalidToken("unknown key id")
+    );
+
+    // Expiry: a token valid for 60 s (+60 s leeway) stops at 120 s even when cached.
+    let mut claims = Claims::new(json!({"iss": "https://idp.test", "aud": "rise"}));
+    claims.expiration = chrono::DateTime::from_timestamp(NOW_S + 100, 0);
+    let short = Ed25519
+        .token(&Header::empty().with_key_id("k2"), &claims, &key(2))
+        .unwrap();
+    assert!(block_on(v.verify(&short, NOW_MS + 90 * S, &http)).is_ok());
+    assert!(
+        block_on(v.verify(&short, NOW_MS + 150 * S, &http)).is_ok(),
+        "within leeway"
+    );
+    assert_eq!(
+        block_on(v.verify(&short, NOW_MS + 161 * S, &http)).unwrap_err(),
+        AuthError::Expired
+    );
+}

@@ -9,7 +9,7 @@
 //! names an unknown `kid` (key rotation), and never fetches one issuer's keys more often
 //! than every `jwks_min_refetch_seconds`, whatever the tokens say.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use base64::Engine as _;
@@ -220,6 +220,8 @@ pub struct RemoteKeys {
     source: RemoteSource,
     policy: RemotePolicy,
     state: RefCell<RemoteState>,
+    /// Bumped on every successful fetch: what the token cache compares against.
+    generation: Cell<u64>,
     /// Concurrent requests that need a fetch share one.
     flight: SingleFlight<(), Result<Rc<KeySet>, AuthError>>,
 }
@@ -230,8 +232,14 @@ impl RemoteKeys {
             source,
             policy,
             state: RefCell::new(RemoteState::default()),
+            generation: Cell::new(0),
             flight: SingleFlight::new(),
         }
+    }
+
+    /// Changes whenever a new key set was fetched (rotation or TTL refresh).
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
     }
 
     /// The key set to verify a token with `kid`, fetching when the cache is empty, stale,
@@ -282,6 +290,7 @@ impl RemoteKeys {
         let mut state = self.state.borrow_mut();
         state.keys = Some(set.clone());
         state.fetched_at_ms = now_ms;
+        self.generation.set(self.generation.get() + 1);
         Ok(set)
     }
 }

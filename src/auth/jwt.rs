@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::jwks::{KeyLookup, KeySet, RemoteKeys, RemotePolicy, RemoteSource, VerifyingKey};
+use super::token_cache::TokenCache;
 use super::{AuthConfig, AuthError, IssuerConfig, VerifiedCaller};
 use crate::config::ConfigError;
 use crate::http::HttpClient;
@@ -59,6 +60,7 @@ pub struct Verifier {
     issuers: Vec<TrustedIssuer>,
     leeway: Duration,
     max_token_bytes: usize,
+    tokens: TokenCache,
 }
 
 impl Verifier {
@@ -110,7 +112,28 @@ impl Verifier {
             issuers,
             leeway: Duration::seconds(auth.leeway_seconds as i64),
             max_token_bytes: auth.max_token_bytes as usize,
+            tokens: TokenCache::new(0),
         })
+    }
+
+    /// Remembers up to `entries` verified tokens (see [`TokenCache`]); 0 turns it off.
+    pub fn with_token_cache(mut self, entries: usize) -> Self {
+        self.tokens = TokenCache::new(entries);
+        self
+    }
+
+    /// The key-set generation of `issuer`: 0 for static keys (they change only with a
+    /// new deployment, i.e. a new isolate), the fetch count for remote ones.
+    fn generation(&self, issuer: &str) -> u64 {
+        match self
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer)
+            .map(|i| &i.keys)
+        {
+            Some(IssuerKeys::Remote(remote)) => remote.generation(),
+            _ => 0,
+        }
     }
 
     /// The issuer config a verified caller came through.
@@ -132,8 +155,30 @@ impl Verifier {
         self.verify(token, now_ms, http).await
     }
 
-    /// Verifies a compact JWS token.
+    /// Verifies a compact JWS token (or finds it verified moments ago).
     pub async fn verify(
+        &self,
+        token: &str,
+        now_ms: u64,
+        http: &dyn HttpClient,
+    ) -> Result<VerifiedCaller, AuthError> {
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::InvalidToken("token too large"));
+        }
+        let digest = TokenCache::digest(token);
+        if let Some(caller) = self.tokens.get(&digest, now_ms, |iss| self.generation(iss)) {
+            return Ok(caller);
+        }
+        let caller = self.verify_uncached(token, now_ms, http).await?;
+        let valid_until_ms = (caller.expires_at() + self.leeway.num_seconds()).max(0) as u64 * 1000;
+        let generation = self.generation(caller.issuer());
+        self.tokens
+            .insert(digest, caller.clone(), valid_until_ms, generation, now_ms);
+        Ok(caller)
+    }
+
+    /// Full verification, no token cache.
+    pub async fn verify_uncached(
         &self,
         token: &str,
         now_ms: u64,

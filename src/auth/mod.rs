@@ -7,6 +7,7 @@
 pub mod authz;
 pub mod jwks;
 pub mod jwt;
+pub mod token_cache;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,8 @@
 //! Shared helpers for the native integration tests.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
@@ -32,6 +34,23 @@ pub struct FakeHttp {
     /// Answers used once each, in order, before falling back to `routes`.
     pub scripts: RefCell<HashMap<String, VecDeque<Result<OutboundResponse, TransportError>>>>,
     pub calls: RefCell<Vec<OutboundRequest>>,
+    /// Make every call pend once before answering, so concurrent requests interleave.
+    pub yield_once: std::cell::Cell<bool>,
+}
+
+/// A future that is pending exactly once.
+pub async fn yield_now() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 impl FakeHttp {
@@ -90,6 +109,9 @@ impl HttpClient for FakeHttp {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
         let url = request.url.clone();
         self.calls.borrow_mut().push(request);
+        if self.yield_once.get() {
+            yield_now().await;
+        }
         if let Some(answer) = self
             .scripts
             .borrow_mut()

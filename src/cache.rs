@@ -1,0 +1,193 @@
+//! The per-isolate credential cache: a plain struct that takes `now`.
+//!
+//! Keyed by (provider settings, project, access). An entry is
+//! - served while more than `refresh_percent` % of its life remains (a hit);
+//! - refreshed once less remains (the next request fetches anew, like
+//!   amazon-ecr-credential-helper at 50 %);
+//! - never served once less than `min_remaining_seconds` remain, whatever happens
+//!   upstream (the helper's known bug is serving expired tokens).
+//!
+//! `expires_in` on a hit is the true remaining time. Failures are never stored. The
+//! number of entries is bounded: expired entries go first, then the least recently used.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::config::{lenient, ConfigError};
+use crate::project::Access;
+use crate::registry::RegistryCredentials;
+
+/// `[cache]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    #[serde(deserialize_with = "lenient::bool")]
+    pub enabled: bool,
+    /// Credentials kept per isolate (each ~1–3 KiB for ECR).
+    #[serde(deserialize_with = "lenient::u64")]
+    pub max_entries: u64,
+    /// Refresh once less than this share (in %) of the credential's life remains.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub refresh_percent: u64,
+    /// Never serve a credential with less than this left.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub min_remaining_seconds: u64,
+    /// Verified bearer tokens remembered (by SHA-256) until their `exp`.
+    #[serde(deserialize_with = "lenient::u64")]
+    pub token_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            max_entries: 1024,
+            refresh_percent: 50,
+            min_remaining_seconds: 300,
+            token_entries: 4096,
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=100_000).contains(&self.max_entries) {
+            return Err(ConfigError::key(
+                "cache.max_entries",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=99).contains(&self.refresh_percent) {
+            return Err(ConfigError::key(
+                "cache.refresh_percent",
+                "must be between 1 and 99",
+            ));
+        }
+        if self.min_remaining_seconds > 3600 {
+            return Err(ConfigError::key(
+                "cache.min_remaining_seconds",
+                "must be at most 3600",
+            ));
+        }
+        if self.token_entries > 100_000 {
+            return Err(ConfigError::key(
+                "cache.token_entries",
+                "must be at most 100000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the cache is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Fingerprint of the provider settings (a config change never reuses entries).
+    pub provider: u64,
+    pub project: String,
+    pub access: Access,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    credentials: RegistryCredentials,
+    issued_at_ms: u64,
+    expires_at_ms: u64,
+    last_used_ms: u64,
+}
+
+/// Result of a lookup. Credentials come with `expires_in` set to the true remaining time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Servable and not due for refresh.
+    Hit(RegistryCredentials),
+    /// Past the refresh point but still servable: fetch anew, and serve this one only if
+    /// the fetch fails.
+    Refresh(RegistryCredentials),
+    /// Nothing servable: fetch.
+    Miss,
+}
+
+pub struct CredentialCache {
+    config: CacheConfig,
+    entries: RefCell<HashMap<CacheKey, Entry>>,
+}
+
+impl CredentialCache {
+    pub fn new(config: CacheConfig) -> Self {
+        CredentialCache {
+            config,
+            entries: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, key: &CacheKey, now_ms: u64) -> Lookup {
+        let mut entries = self.entries.borrow_mut();
+        let Some(entry) = entries.get_mut(key) else {
+            return Lookup::Miss;
+        };
+        let remaining = entry.expires_at_ms.saturating_sub(now_ms);
+        let life = entry
+            .expires_at_ms
+            .saturating_sub(entry.issued_at_ms)
+            .max(1);
+        let too_short = remaining < self.config.min_remaining_seconds * 1000;
+        if too_short {
+            entries.remove(key);
+            return Lookup::Miss;
+        }
+        entry.last_used_ms = now_ms;
+        let mut credentials = entry.credentials.clone();
+        credentials.expires_in = Some(remaining / 1000);
+        credentials.upstream_request_ids = Vec::new();
+        credentials.subrequests = 0;
+        // Refresh once less than refresh_percent of the life remains.
+        if remaining * 100 < life * self.config.refresh_percent {
+            Lookup::Refresh(credentials)
+        } else {
+            Lookup::Hit(credentials)
+        }
+    }
+
+    /// Stores credentials that expire; others (docker) are not cached.
+    pub fn insert(&self, key: CacheKey, credentials: &RegistryCredentials, now_ms: u64) {
+        let Some(expires_in) = credentials.expires_in else {
+            return;
+        };
+        let mut entries = self.entries.borrow_mut();
+        if !entries.contains_key(&key) && entries.len() as u64 >= self.config.max_entries {
+            Self::evict_one(&mut entries, now_ms);
+        }
+        entries.insert(
+            key,
+            Entry {
+                credentials: credentials.clone(),
+                issued_at_ms: now_ms,
+                expires_at_ms: now_ms + expires_in * 1000,
+                last_used_ms: now_ms,
+            },
+        );
+    }
+
+    /// Drops an expired entry if there is one, else the least recently used.
+    fn evict_one(entries: &mut HashMap<CacheKey, Entry>, now_ms: u64) {
+        let victim = entries
+            .iter()
+            .find(|(_, e)| e.expires_at_ms <= now_ms)
+            .or_else(|| entries.iter().min_by_key(|(_, e)| e.last_used_ms))
+            .map(|(k, _)| k.clone());
+        if let Some(key) = victim {
+            entries.remove(&key);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The credential cache and single-flight, through the broker with a fake STS/ECR and a
+//! frozen clock: hits, the refresh point, never serving a nearly expired credential,
+//! shared concurrent misses, errors not cached, the size bound, and the token cache.
+
+mod common;
+
+use common::aws::*;
+use common::*;
+use futures::future::join_all;
+use rise_registry_broker::api::Broker;
+use rise_registry_broker::http::TransportError;
+use serde_json::Value;
+
+const S: u64 = 1000;
+
+fn request_at(b: &Broker, http: &FakeHttp, project: &str, now_ms: u64) -> (u16, Value, Value) {
+    let t = dev_token(serde_json::json!({"projects": ["p0", "p1", "p2", "p3", "p4", "my-app"]}));
+    let req = get(
+        &format!("/registry/credentials?project={project}"),
+        Some(&t),
+    );
+    let outcome = run_with(
+        b,
+        &req,
+        http,
+        &aws_secrets(),
+        &RecordingSleeper::default(),
+        now_ms,
+    );
+    (
+        outcome.response.status,
+        body(&outcome),
+        outcome.audit.unwrap(),
+    )
+}
+
+/// Upstream that always succeeds: sessions of 3600 s, ECR tokens of 12 h (from NOW).
+fn healthy() -> FakeHttp {
+    let http = FakeHttp::new();
+    http.script(
+        STS,
+        (0..50)
+            .map(|_| sts_ok("ASIASESSION000000001", 3600))
+            .collect(),
+    );
+    http.script(ECR, (0..50).map(|_| ecr_ok(NOW_F + 43_200.0)).collect());
+    http
+}
+
+#[test]
+fn a_hit_makes_no_upstream_call_and_reports_the_true_remaining_time() {
+    let b = broker(&[]);
+    let http = healthy();
+    let (status, first, audit) = request_at(&b, &http, "my-app", NOW_MS);
+    assert_eq!((status, audit["cache"].as_str()), (200, Some("miss")));
+    assert_eq!(first["credentials"]["expires_in"], 3540);
+    let (status, second, audit) = request_at(&b, &http, "my-app", NOW_MS + 100 * S);
+    assert_eq!((status, audit["cache"].as_str()), (200, Some("hit")));
+    assert_eq!(
+        audit["sub"], "alice@example.com",
+        "the audit line is still per caller"
+    );
+    assert_eq!(second["credentials"]["expires_in"], 3440);
+    assert_eq!(
+        second["credentials"]["password"],
+        first["credentials"]["password"]
+    );
+    assert_eq!(
+        http.call_count(),
+        2,
+        "one AssumeRole + one GetAuthorizationToken in all"
+    );
+    // Pull is its own entry.
+    let (_, _, audit) = request_at(&b, &http, "my-app&access=pull", NOW_MS + 100 * S);
+    assert_eq!(audit["cache"], "miss");
+}
+
+#[test]
+fn refreshes_once_half_the_life_is_gone() {
+    let b = broker(&[]);
+    let http = healthy();
+    request_at(&b, &http, "my-app", NOW_MS); // life 3540 s, refresh below 1770 s left
+    let (_, _, audit) = request_at(&b, &http, "my-app", NOW_MS + 1769 * S); // 1771 s left
+    assert_eq!(audit["cache"], "hit");
+    let (_, body, audit) = request_at(&b, &http, "my-app", NOW_MS + 1771 * S); // 1769 s left
+    assert_eq!(audit["cache"], "miss");
+    assert_eq!(http.call_count(), 4);
+    // The fake's session ends at NOW+3600 again, so the new credential has 1769 s left.
+    assert_eq!(body["credentials"]["expires_in"], 3600 - 1771 - 60);
+}
+
+#[test]
+fn past_the_refresh_point_a_failed_refresh_serves_the_old_one_but_never_a_nearly_expired_one() {
+    let b = broker(&[]);
+    let http = FakeHttp::new();
+    http.script(STS, vec![sts_ok("ASIASESSION000000001", 3600)]);
+    http.script(ECR, vec![ecr_ok(NOW_F + 43_200.0)]);
+    http.route_status(STS, 503); // every later STS call fails
+    request_at(&b, &http, "my-app", NOW_MS);
+    let (status, body, audit) = request_at(&b, &http, "my-app", NOW_MS + 2000 * S); // 1540 s left
+    assert_eq!((status, audit["cache"].as_str()), (200, Some("stale")));
+    assert_eq!(body["credentials"]["expires_in"], 1540);
+    // 299 s left: below the 300 s floor, it is never served, whatever upstream does.
+    let (status, body, _) = request_at(&b, &http, "my-app", NOW_MS + 3241 * S);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("upstream_error"))
+    );
+    assert!(body.get("credentials").is_none());
+}
+
+#[test]
+fn concurrent_misses_share_one_issuance() {
+    let b = broker(&[]);
+    let http = healthy();
+    http.yield_once.set(true);
+    let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
+    let req = get("/registry/credentials?project=my-app", Some(&t));
+    let secrets = aws_secrets();
+    let sleeper = RecordingSleeper::default();
+    let env = rise_registry_broker::api::RequestEnv {
+        now_ms: NOW_MS,
+        http: &http,
+        secrets: &secrets,
+        sleeper: &sleeper,
+    };
+    let outcomes = block_on(join_all(
+        (0..100).map(|_| rise_registry_broker::api::respond(Ok(&b), &req, &env)),
+    ));
+    assert_eq!(http.calls_for(STS).len(), 1);
+    assert_eq!(http.calls_for(ECR).len(), 1);
+    let bodies: Vec<String> = outcomes.iter().map(|o| o.response.body.clone()).collect();
+    assert!(bodies.iter().all(|b| b == &bodies[0]) && outcomes[0].response.status == 200);
+    let misses = outcomes
+        .iter()
+        .filter(|o| o.audit.as_ref().unwrap()["cache"] == "miss")
+        .count();
+    let shared = outcomes
+        .iter()
+        .filter(|o| o.audit.as_ref().unwrap()["shared"] == true)
+        .count();
+    assert_eq!((misses, shared), (1, 99));
+}
+
+#[test]
+fn concurrent_misses_share_one_error_and_errors_are_not_cached() {
+    let b = broker(&[]);
+    let http = FakeHttp::new();
+    http.yield_once.set(true);
+    http.route_status(STS, 403);
+    let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
+    let req = get("/registry/credentials?project=my-app", Some(&t));
+    let secrets = aws_secrets();
+    let sleeper = RecordingSleeper::default();
+    let env = rise_registry_broker::api::RequestEnv {
+        now_ms: NOW_MS,
+        http: &http,
+        secrets: &secrets,
+        sleeper: &sleeper,
+    };
+    let outcomes = block_on(join_all(
+        (0..10).map(|_| rise_registry_broker::api::respond(Ok(&b), &req, &env)),
+    ));
+    assert!(outcomes.iter().all(|o| o.response.status == 502));
+    assert_eq!(http.calls_for(STS).len(), 1);
+    // Not cached: the next request asks again.
+    block_on(rise_registry_broker::api::respond(Ok(&b), &req, &env));
+    assert_eq!(http.calls_for(STS).len(), 2);
+    assert_eq!(b.cached_credentials(), 0);
+}
+
+#[test]
+fn the_size_bound_holds() {
+    let b = broker(&[("RISE_CACHE__MAX_ENTRIES", "3")]);
+    let http = healthy();
+    for (i, project) in ["p0", "p1", "p2", "p3", "p4"].iter().enumerate() {
+        let (status, _, _) = request_at(&b, &http, project, NOW_MS + i as u64 * S);
+        assert_eq!(status, 200);
+        assert!(b.cached_credentials() <= 3);
+    }
+    assert_eq!(b.cached_credentials(), 3);
+    // The least recently used (p0, p1) were evicted; p4 is still there.
+    let (_, _, audit) = request_at(&b, &http, "p4", NOW_MS + 10 * S);
+    assert_eq!(audit["cache"], "hit");
+    let (_, _, audit) = request_at(&b, &http, "p0", NOW_MS + 11 * S);
+    assert_eq!(audit["cache"], "miss");
+}
+
+#[test]
+fn cache_off_calls_upstream_every_time() {
+    let b = broker(&[("RISE_CACHE__ENABLED", "false")]);
+    let http = healthy();
+    request_at(&b, &http, "my-app", NOW_MS);
+    let (_, _, audit) = request_at(&b, &http, "my-app", NOW_MS + S);
+    assert_eq!(audit["cache"], "off");
+    assert_eq!(http.call_count(), 4);
+}
+
+#[test]
+fn transport_errors_are_not_cached_either() {
+    let b = broker(&[("RISE_REGISTRY__MAX_ATTEMPTS", "1")]);
+    let http = FakeHttp::new();
+    http.script(
+        STS,
+        vec![
+            Err(TransportError::Timeout),
+            sts_ok("ASIASESSION000000001", 3600),
+        ],
+    );
+    http.script(ECR, vec![ecr_ok(NOW_F + 43_200.0)]);
+    assert_eq!(request_at(&b, &http, "my-app", NOW_MS).0, 504);
+    assert_eq!(request_at(&b, &http, "my-app", NOW_MS + S).0, 200);
+}
