@@ -177,7 +177,9 @@ def fake_aws_worker(secret):
     fake = FakeAws()
     w = ecr_worker("ecr-fake", secret, fake.base + "/sts/", "AKIAFAKEBASE", "fake-base-secret",
                    RISE_REGISTRY__ECR_ENDPOINT=fake.base + "/ecr/",
-                   RISE_REGISTRY__TIMEOUT_MS="1000", RISE_REGISTRY__MAX_ATTEMPTS="3")
+                   RISE_REGISTRY__TIMEOUT_MS="1000", RISE_REGISTRY__MAX_ATTEMPTS="3",
+                   # These tests are about each request's retries: no credential cache.
+                   RISE_CACHE__ENABLED="false")
     yield fake, w
     w.stop()
     fake.server.shutdown()
