@@ -43,13 +43,21 @@ vars=(--var RISE_REGISTRY__TYPE:ecr --var RISE_REGISTRY__REGION:us-east-1 --var 
 
 start() { # dir port cache
   local dir=$1 port=$2 cache=$3
-  (cd "$dir" && setsid "$ROOT/node_modules/.bin/wrangler" dev --ip 127.0.0.1 --port "$port" --env-file "$env_file" \
-     --show-interactive-dev-session=false "${vars[@]}" --var "RISE_CACHE__ENABLED:$cache" > "$ROOT/target/bench-$port.log" 2>&1) &
+  # setsid makes the worker its own process group, so stop_workers can end all of it.
+  setsid bash -c 'cd "$1" && shift && exec "$@"' _ "$dir" "$ROOT/node_modules/.bin/wrangler" dev --ip 127.0.0.1 \
+     --port "$port" --env-file "$env_file" --show-interactive-dev-session=false "${vars[@]}" \
+     --var "RISE_CACHE__ENABLED:$cache" > "$ROOT/target/bench-$port.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && return; sleep 0.5; done
   echo "worker on $port did not start" >&2; exit 1
 }
-stop_workers() { for p in "${pids[@]:1}"; do kill -- -"$p" 2>/dev/null || true; done; pids=("${pids[0]}"); sleep 1; }
+stop_workers() {
+  for p in "${pids[@]:1}"; do kill -- -"$p" 2>/dev/null || true; done
+  pids=("${pids[0]}")
+  for port in $OURS_PORT $BASE_PORT; do
+    for _ in $(seq 1 40); do curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1 || break; sleep 0.25; done
+  done
+}
 
 load() { # port → "rps p50 p99"
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" \

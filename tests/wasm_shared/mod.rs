@@ -168,3 +168,31 @@ fn aws_query_encoding_in_wasm() {
     let body = rise_registry_broker::aws::sts::aws_form_encode(&[("P", r#"{"R":"*"}"#)]);
     assert_eq!(body, "P=%7B%22R%22%3A%22%2A%22%7D");
 }
+
+/// Verification time per algorithm inside the JS engine (a benchmark, not a test: it
+/// prints and asserts nothing about time). Run explicitly:
+/// `cargo test --release --target wasm32-unknown-unknown --test wasm_node -- --include-ignored verify_speed`
+#[wasm_bindgen_test]
+#[ignore]
+async fn verify_speed_in_wasm() {
+    let corpus: Value = serde_json::from_str(CORPUS).unwrap();
+    let issuers = json!([
+        {"issuer": corpus["hs256_issuer"], "audience": corpus["audience"], "hs256_secret": "HS"},
+        {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
+    ])
+    .to_string();
+    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
+    let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
+    let now_ms = corpus["now"].as_u64().unwrap() * 1000;
+    for (name, n) in [("hs256_valid", 5000), ("rs256_valid", 500), ("es256_valid", 500), ("eddsa_valid", 500)] {
+        let case = corpus["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+        let token = case["token"].as_str().unwrap();
+        let start = js_sys::Date::now();
+        for _ in 0..n {
+            verifier.verify_uncached(token, now_ms, &NoUpstream).await.unwrap();
+        }
+        let per_us = (js_sys::Date::now() - start) * 1000.0 / n as f64;
+        wasm_bindgen_test::console_log!("{name}: {per_us:.1} µs/token ({n} tokens)");
+    }
+}

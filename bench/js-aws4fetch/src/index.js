@@ -40,7 +40,7 @@ async function issue(env, project, access, sub) {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8" },
     body: new URLSearchParams({ Action: "AssumeRole", Version: "2011-06-15", RoleArn: env.RISE_REGISTRY__PUSH_ROLE_ARN,
-      RoleSessionName: `rise-${identity}`.slice(0, 64), DurationSeconds: "3600", Policy: policy, SourceIdentity: identity }),
+      RoleSessionName: `rise-${identity}`.slice(0, 64), DurationSeconds: "3600", Policy: policy, SourceIdentity: identity }).toString(),
   });
   const xml = await stsResp.text();
   if (!stsResp.ok) return fail(502, "upstream_error", "AWS call sts:AssumeRole (push_role_arn) failed");
