@@ -15,7 +15,8 @@ use rise_registry_broker::secrets::MapSecrets;
 use serde_json::{json, Value};
 
 fn main() {
-    let corpus: Value = serde_json::from_str(include_str!("../tests/fixtures/jwt/corpus.json")).unwrap();
+    let corpus: Value =
+        serde_json::from_str(include_str!("../tests/fixtures/jwt/corpus.json")).unwrap();
     let issuers = json!([
         {"issuer": corpus["hs256_issuer"], "audience": corpus["audience"], "hs256_secret": "HS"},
         {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
@@ -26,8 +27,18 @@ fn main() {
     let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
     let now_ms = corpus["now"].as_u64().unwrap() * 1000;
     let http = NoHttp;
-    for (name, alg) in [("hs256_valid", "HS256"), ("rs256_valid", "RS256"), ("es256_valid", "ES256"), ("eddsa_valid", "EdDSA")] {
-        let token = corpus["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["token"]
+    for (name, alg) in [
+        ("hs256_valid", "HS256"),
+        ("rs256_valid", "RS256"),
+        ("es256_valid", "ES256"),
+        ("eddsa_valid", "EdDSA"),
+    ] {
+        let token = corpus["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["token"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -48,7 +59,10 @@ impl rise_registry_broker::http::HttpClient for NoHttp {
     async fn send(
         &self,
         _: rise_registry_broker::http::OutboundRequest,
-    ) -> Result<rise_registry_broker::http::OutboundResponse, rise_registry_broker::http::TransportError> {
+    ) -> Result<
+        rise_registry_broker::http::OutboundResponse,
+        rise_registry_broker::http::TransportError,
+    > {
         unreachable!("static keys only")
     }
 }

@@ -245,6 +245,9 @@ async fn issue(
     Ok(credentials.to_json())
 }
 
+/// How often a request waiting on another's issuance checks for the result.
+const FOLLOWER_POLL_MS: u64 = 5;
+
 /// Issues through the cache: a hit makes no upstream call; concurrent misses on one key
 /// share one issuance (single-flight); a credential past its refresh point is refetched
 /// and served only if that fails. Failures are never cached.
@@ -274,7 +277,7 @@ async fn cached_issue(
     let mut led = false;
     let shared = broker
         .flight
-        .run(key.clone(), || {
+        .run_polling(key.clone(), Some((ctx.sleeper, FOLLOWER_POLL_MS)), || {
             led = true;
             async {
                 let result = broker.provider.credentials(request, ctx).await;

@@ -12,6 +12,8 @@ use std::hash::Hash;
 
 use futures_channel::oneshot;
 
+use crate::aws::retry::Sleeper;
+
 /// The leader went away before producing a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abandoned;
@@ -39,8 +41,25 @@ impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
     }
 
     /// Runs `work` unless a computation for `key` is already in flight, in which case
-    /// waits for that one's result.
+    /// waits for that one's result (woken by the leader).
     pub async fn run<F, Fut>(&self, key: K, work: F) -> Result<V, Abandoned>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        self.run_polling(key, None, work).await
+    }
+
+    /// Like [`SingleFlight::run`], but a follower checks for the result on its own timer
+    /// every `poll_ms` instead of being woken by the leader. Needed on Workers: the
+    /// runtime cancels a request whose only pending work is a promise that another
+    /// request will resolve ("your Worker's code had hung").
+    pub async fn run_polling<F, Fut>(
+        &self,
+        key: K,
+        poll: Option<(&dyn Sleeper, u64)>,
+        work: F,
+    ) -> Result<V, Abandoned>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,
@@ -59,8 +78,17 @@ impl<K: Eq + Hash + Clone, V: Clone> SingleFlight<K, V> {
                 }
             }
         };
-        if let Some(rx) = follower {
-            return rx.await.map_err(|_| Abandoned);
+        if let Some(mut rx) = follower {
+            return match poll {
+                None => rx.await.map_err(|_| Abandoned),
+                Some((sleeper, poll_ms)) => loop {
+                    match rx.try_recv() {
+                        Ok(Some(value)) => break Ok(value),
+                        Ok(None) => sleeper.sleep(poll_ms).await,
+                        Err(_) => break Err(Abandoned),
+                    }
+                },
+            };
         }
         // Leader. The guard clears the entry if this future is dropped before finishing,
         // which drops the senders and wakes the followers with `Abandoned`.

@@ -138,6 +138,8 @@ pub struct RecordingSleeper {
 impl Sleeper for RecordingSleeper {
     async fn sleep(&self, ms: u64) {
         self.sleeps.borrow_mut().push(ms);
+        // Pending once, like a real timer, so other tasks on this thread get to run.
+        yield_now().await;
     }
 }
 

@@ -211,3 +211,24 @@ def test_upstream_that_never_answers_is_504(fake_aws_worker, secret):
     assert status == 504, body
     assert json.loads(body)["code"] == "upstream_timeout"
     assert fake.sts_attempts == 3
+
+
+def test_concurrent_first_requests_share_one_issuance_under_workerd(secret):
+    """Single-flight inside workerd: followers must not be canceled as "hung" while they
+    wait for another request's upstream calls, and upstream sees one AssumeRole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake = FakeAws()
+    w = ecr_worker("ecr-flight", secret, fake.base + "/sts/", "AKIAFAKEBASE", "fake-base-secret",
+                   RISE_REGISTRY__ECR_ENDPOINT=fake.base + "/ecr/")
+    try:
+        t = token(secret)
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            results = list(pool.map(lambda _: w.get(CREDS, t), range(40)))
+        statuses = [r[0] for r in results]
+        assert statuses == [200] * 40, [r[2][:120] for r in results if r[0] != 200][:3]
+        assert fake.sts_attempts == 1 and fake.ecr_attempts == 1
+        assert len({json.loads(r[2])["credentials"]["password"] for r in results}) == 1
+    finally:
+        w.stop()
+        fake.server.shutdown()

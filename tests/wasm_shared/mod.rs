@@ -185,12 +185,25 @@ async fn verify_speed_in_wasm() {
     let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
     let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
     let now_ms = corpus["now"].as_u64().unwrap() * 1000;
-    for (name, n) in [("hs256_valid", 5000), ("rs256_valid", 500), ("es256_valid", 500), ("eddsa_valid", 500)] {
-        let case = corpus["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+    for (name, n) in [
+        ("hs256_valid", 5000),
+        ("rs256_valid", 500),
+        ("es256_valid", 500),
+        ("eddsa_valid", 500),
+    ] {
+        let case = corpus["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
         let token = case["token"].as_str().unwrap();
         let start = js_sys::Date::now();
         for _ in 0..n {
-            verifier.verify_uncached(token, now_ms, &NoUpstream).await.unwrap();
+            verifier
+                .verify_uncached(token, now_ms, &NoUpstream)
+                .await
+                .unwrap();
         }
         let per_us = (js_sys::Date::now() - start) * 1000.0 / n as f64;
         wasm_bindgen_test::console_log!("{name}: {per_us:.1} µs/token ({n} tokens)");
