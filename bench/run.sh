@@ -45,7 +45,7 @@ start() { # dir port cache
   local dir=$1 port=$2 cache=$3
   # setsid makes the worker its own process group, so stop_workers can end all of it.
   setsid bash -c 'cd "$1" && shift && exec "$@"' _ "$dir" "$ROOT/node_modules/.bin/wrangler" dev --ip 127.0.0.1 \
-     --port "$port" --env-file "$env_file" --show-interactive-dev-session=false "${vars[@]}" \
+     --port "$port" --inspector-port "$((port + 1000))" --env-file "$env_file" --show-interactive-dev-session=false "${vars[@]}" \
      --var "RISE_CACHE__ENABLED:$cache" > "$ROOT/target/bench-$port.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && return; sleep 0.5; done

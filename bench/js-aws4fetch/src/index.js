@@ -100,6 +100,12 @@ export default {
     const now = Date.now();
     const hit = cacheOn && cache.get(key);
     if (hit && hit.expiresAt - now >= 300_000 && (hit.expiresAt - now) * 2 >= hit.expiresAt - hit.issuedAt) {
+      // Optional per-request audit line like the Rust broker's (BENCH_AUDIT_LOG=true), to
+      // see what console.log costs under wrangler dev.
+      if (env.BENCH_AUDIT_LOG === "true") {
+        console.log(JSON.stringify({ event: "registry_credentials", project, access, provider: "ecr", sub: claims.sub,
+          iss: claims.iss, grant: "projects_claim", cache: "hit", outcome: "issued", expires_in: Math.floor((hit.expiresAt - now) / 1000) }));
+      }
       return render(hit, now);
     }
     const fresh = await issue(env, project, access, claims.sub);
