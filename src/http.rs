@@ -7,6 +7,8 @@
 
 use async_trait::async_trait;
 
+use crate::aws::retry::Sleeper;
+
 /// An incoming request, reduced to what the broker looks at.
 #[derive(Debug, Clone, Default)]
 pub struct ApiRequest {
@@ -129,4 +131,11 @@ pub enum TransportError {
 #[async_trait(?Send)]
 pub trait HttpClient {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError>;
+
+    /// The runtime's timer, when a request waiting for another request's fetch must poll
+    /// on its own clock instead of being woken (Workers cancels a request whose only
+    /// pending work is a promise another request will resolve). `None`: wake-ups work.
+    fn poll_timer(&self) -> Option<&dyn Sleeper> {
+        None
+    }
 }

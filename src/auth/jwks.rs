@@ -201,6 +201,9 @@ pub enum RemoteSource {
     },
 }
 
+/// How often a request waiting on another's key fetch checks for the result (Workers).
+const FOLLOWER_POLL_MS: u64 = 5;
+
 /// Timing knobs for [`RemoteKeys`], from `[auth]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemotePolicy {
@@ -263,7 +266,13 @@ impl RemoteKeys {
         let kid_missing = matches!((&cached, kid), (Some(set), Some(_)) if matches!(set.lookup(kid), KeyLookup::UnknownKid));
         let want_fetch = cached.is_none() || !fresh || kid_missing;
         match (want_fetch && may_fetch, cached) {
-            (true, cached) => match self.flight.run((), || self.fetch(now_ms, http)).await {
+            (true, cached) => match self
+                .flight
+                .run_polling((), http.poll_timer().map(|t| (t, FOLLOWER_POLL_MS)), || {
+                    self.fetch(now_ms, http)
+                })
+                .await
+            {
                 Ok(Ok(set)) => Ok(set),
                 // A failed refresh keeps the last good set working (availability), the
                 // rate limit keeps the failure from turning into a fetch per request.

@@ -71,4 +71,8 @@ impl HttpClient for WorkerFetch {
             }
         }
     }
+
+    fn poll_timer(&self) -> Option<&dyn Sleeper> {
+        Some(&WorkerSleeper)
+    }
 }

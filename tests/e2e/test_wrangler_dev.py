@@ -177,3 +177,31 @@ def test_misconfigured_worker_names_the_key(secret):
             assert "registry.push_role_arn" in parsed["error"]
     finally:
         w.stop()
+
+
+def test_concurrent_cold_jwks_fetch_is_shared_under_workerd(secret):
+    """A cold isolate, 20 concurrent requests for a remote-JWKS issuer: one fetch, and
+    the requests that wait for it are not canceled by workerd as hung."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import JwksServer
+
+    server = JwksServer()
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    public.update(kid="k", use="sig", alg="ES256")
+    server.jwks = {"keys": [public]}
+    issuers = [{"issuer": server.url, "audience": "rise", "jwks_url": server.url + "/jwks"}]
+    w = Worker({"RISE_JWT_SECRET": base64.b64encode(secret).decode(), "RISE_AUTH__ISSUERS": json.dumps(issuers)},
+               "cold-jwks")
+    try:
+        now = int(time.time())
+        token = jwt.encode({"iss": server.url, "aud": "rise", "sub": "ci", "exp": now + 600, "projects": ["my-app"]},
+                           key, algorithm="ES256", headers={"kid": "k"})
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(lambda _: w.get(CREDS + "?project=my-app", token)[0], range(20)))
+        assert statuses == [200] * 20
+        assert server.hits == 1
+    finally:
+        w.stop()
+        server.stop()
