@@ -10,12 +10,7 @@ use crate::secrets::SecretString;
 pub const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 
 pub fn default_endpoint(region: &str) -> String {
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    format!("https://api.ecr.{region}.{suffix}/")
+    super::regional_endpoint("api.ecr", region)
 }
 
 /// The unsigned request: `POST /` with `{}` (the token is for the caller's own registry).

@@ -146,6 +146,16 @@ pub(crate) fn log_safe(raw: &str) -> String {
         .collect()
 }
 
+/// `https://{host_prefix}.{region}.amazonaws.com/` (`.com.cn` in the China regions).
+pub fn regional_endpoint(host_prefix: &str, region: &str) -> String {
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://{host_prefix}.{region}.{suffix}/")
+}
+
 /// `aws`, `aws-cn` or `aws-us-gov`, from the region name.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {

@@ -11,12 +11,7 @@ pub const STS_API_VERSION: &str = "2011-06-15";
 
 /// The regional endpoint (STS global endpoint is legacy; regional keeps calls in-region).
 pub fn default_endpoint(region: &str) -> String {
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    format!("https://sts.{region}.{suffix}/")
+    super::regional_endpoint("sts", region)
 }
 
 /// One AssumeRole call's parameters.

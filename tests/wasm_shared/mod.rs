@@ -66,6 +66,21 @@ fn request(query: &str, token: Option<&str>) -> ApiRequest {
     }
 }
 
+/// The PyJWT corpus, a verifier trusting its two issuers, and its frozen `now`.
+fn corpus_verifier() -> (Value, Verifier, u64) {
+    let corpus: Value = serde_json::from_str(CORPUS).unwrap();
+    let issuers = json!([
+        {"issuer": corpus["hs256_issuer"], "audience": corpus["audience"], "hs256_secret": "HS"},
+        {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
+    ])
+    .to_string();
+    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
+    let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
+    let now_ms = corpus["now"].as_u64().unwrap() * 1000;
+    (corpus, verifier, now_ms)
+}
+
 #[wasm_bindgen_test]
 fn config_from_vars() {
     let vars = [
@@ -136,16 +151,7 @@ async fn request_to_response() {
 
 #[wasm_bindgen_test]
 async fn pyjwt_corpus_in_wasm() {
-    let corpus: Value = serde_json::from_str(CORPUS).unwrap();
-    let issuers = json!([
-        {"issuer": corpus["hs256_issuer"], "audience": corpus["audience"], "hs256_secret": "HS"},
-        {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
-    ])
-    .to_string();
-    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
-    let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
-    let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
-    let now_ms = corpus["now"].as_u64().unwrap() * 1000;
+    let (corpus, verifier, now_ms) = corpus_verifier();
     let mut checked = 0;
     for case in corpus["cases"].as_array().unwrap() {
         let got = match verifier
@@ -175,16 +181,7 @@ fn aws_query_encoding_in_wasm() {
 #[wasm_bindgen_test]
 #[ignore]
 async fn verify_speed_in_wasm() {
-    let corpus: Value = serde_json::from_str(CORPUS).unwrap();
-    let issuers = json!([
-        {"issuer": corpus["hs256_issuer"], "audience": corpus["audience"], "hs256_secret": "HS"},
-        {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
-    ])
-    .to_string();
-    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
-    let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
-    let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
-    let now_ms = corpus["now"].as_u64().unwrap() * 1000;
+    let (corpus, verifier, now_ms) = corpus_verifier();
     for (name, n) in [
         ("hs256_valid", 5000),
         ("rs256_valid", 500),
