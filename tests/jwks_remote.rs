@@ -114,6 +114,7 @@ fn concurrent_cold_requests_share_one_fetch() {
     let v = verifier(&[]);
     let http = FakeHttp::new();
     http.route_json(JWKS_URL, &json!({"keys": [jwk(1, "k1")]}));
+    http.yield_once.set(true); // the fetch pends, so the other requests arrive during it
     let t = token("https://idp.test", 1, "k1");
     let all = block_on(futures::future::join_all(
         (0..20).map(|_| v.verify(&t, NOW_MS, &http)),

@@ -265,7 +265,10 @@ impl RemoteKeys {
         // A `kid` the cached set does not know may mean the issuer rotated its keys.
         let kid_missing = matches!((&cached, kid), (Some(set), Some(_)) if matches!(set.lookup(kid), KeyLookup::UnknownKid));
         let want_fetch = cached.is_none() || !fresh || kid_missing;
-        match (want_fetch && may_fetch, cached) {
+        // A fetch already in flight is joined whatever the rate limit says: it is the fetch
+        // the limit allowed, and the requests that arrive during it share its result.
+        let in_flight = self.flight.in_flight() > 0;
+        match (want_fetch && (may_fetch || in_flight), cached) {
             (true, cached) => match self
                 .flight
                 .run_polling((), http.poll_timer().map(|t| (t, FOLLOWER_POLL_MS)), || {
