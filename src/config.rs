@@ -27,7 +27,8 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_config.rs"));
 }
 
-/// The embedded config files as (name, TOML text), e.g. `("default", "...")`.
+/// The embedded config layers as (name, JSON text), e.g. `("default", "{…}")`; build.rs
+/// converted them from `config/<name>.toml`.
 pub fn embedded_files() -> &'static [(&'static str, &'static str)] {
     embedded::FILES
 }
@@ -98,7 +99,7 @@ pub fn load_embedded<'a>(
     load(embedded::FILES, run_mode, vars)
 }
 
-/// Loads `files` (name → TOML) layered by `run_mode`, then `vars` on top.
+/// Loads `files` (name → layer as JSON) layered by `run_mode`, then `vars` on top.
 pub fn load<'a>(
     files: &[(&str, &str)],
     run_mode: Option<&str>,
@@ -115,25 +116,25 @@ pub fn merged_layers<'a>(
     vars: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<Value, ConfigError> {
     let file = |name: &str| files.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
-    let mut merged = parse_toml("default", file("default").unwrap_or(""))?;
+    let mut merged = parse_layer("default", file("default").unwrap_or("{}"))?;
     if let Some(mode) = run_mode.map(str::trim).filter(|m| !m.is_empty()) {
         let text = match mode {
             "default" | "local" => None,
             _ => file(mode),
         }
         .ok_or_else(|| ConfigError::key("RUN_MODE", "names no embedded config file"))?;
-        merge(&mut merged, parse_toml(mode, text)?);
+        merge(&mut merged, parse_layer(mode, text)?);
     }
     if let Some(text) = file("local") {
-        merge(&mut merged, parse_toml("local", text)?);
+        merge(&mut merged, parse_layer("local", text)?);
     }
     merge(&mut merged, vars_overlay(vars)?);
     Ok(merged)
 }
 
-fn parse_toml(name: &str, text: &str) -> Result<Value, ConfigError> {
-    toml::from_str::<Value>(text)
-        .map_err(|_| ConfigError::key(format!("config/{name}.toml"), "is not valid TOML"))
+fn parse_layer(name: &str, json: &str) -> Result<Value, ConfigError> {
+    serde_json::from_str::<Value>(json)
+        .map_err(|_| ConfigError::key(format!("config/{name}.toml"), "is not a valid layer"))
 }
 
 /// Builds the overlay tree from `RISE_<SECTION>__<KEY>[__<KEY>…]` vars.

@@ -35,7 +35,18 @@ fn load(
     mode: Option<&str>,
     vars: &[(&str, &str)],
 ) -> Result<config::Config, ConfigError> {
-    config::load(files, mode, vars.iter().copied())
+    // Layers are JSON at run time (build.rs converts config/*.toml); convert the same way.
+    let json: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.to_string(),
+                toml::from_str::<serde_json::Value>(t).unwrap().to_string(),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = json.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    config::load(&files, mode, vars.iter().copied())
 }
 
 #[test]
