@@ -27,7 +27,7 @@ def free_port() -> int:
 class Worker:
     """One `wrangler dev` process on a free loopback port."""
 
-    def __init__(self, variables: dict, name: str, wait_path: str = "/health"):
+    def __init__(self, variables: dict, name: str, wait_path: str = "/health", extra_args=()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = ROOT / "target" / f"e2e-wrangler-{name}.log"
@@ -40,6 +40,7 @@ class Worker:
                "--show-interactive-dev-session=false", "--inspector-port", str(free_port())]
         for key, value in variables.items():
             cmd += ["--var", f"{key}:{value}"]
+        cmd += list(extra_args)
         env = dict(os.environ, CI="true", WRANGLER_SEND_METRICS="false", NO_COLOR="1")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,

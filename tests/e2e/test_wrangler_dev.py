@@ -205,3 +205,33 @@ def test_concurrent_cold_jwks_fetch_is_shared_under_workerd(secret):
     finally:
         w.stop()
         server.stop()
+
+
+def test_vars_from_wrangler_toml_reach_the_config(secret, tmp_path):
+    """`[vars]` in a wrangler config — including a TOML table/array value, which the
+    worker receives as a JS object — override the embedded config."""
+    from conftest import ROOT
+
+    config = ROOT / "target" / "e2e-wrangler-vars.toml"
+    config.write_text(f'''name = "rise-registry-broker-e2e"
+main = "../build/worker/shim.mjs"
+compatibility_date = "2026-04-01"
+
+[vars]
+RISE_REGISTRY__REGISTRY_URL = "registry.example.com"
+RISE_REGISTRY__NAMESPACE = "from-wrangler-toml"
+RISE_JWT_SECRET = "{base64.b64encode(secret).decode()}"
+RISE_AUTH__ISSUERS = [{{ issuer = "toml-issuer", audience = "rise", hs256_secret = "RISE_JWT_SECRET" }}]
+''')
+    w = Worker({}, "vars-toml", extra_args=["--config", str(config)])
+    try:
+        now = int(time.time())
+        token = jwt.encode({"iss": "toml-issuer", "aud": "rise", "sub": "t", "exp": now + 600, "projects": ["my-app"]},
+                           secret, algorithm="HS256")
+        status, _, body = w.get(CREDS + "?project=my-app", token)
+        assert status == 200, body
+        assert json.loads(body)["image"] == "registry.example.com/from-wrangler-toml/my-app"
+        # The embedded dev issuer was replaced whole by the [vars] list.
+        assert w.get(CREDS + "?project=my-app", dev_token(secret))[0] == 401
+    finally:
+        w.stop()
