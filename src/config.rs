@@ -27,12 +27,6 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_config.rs"));
 }
 
-/// The embedded config layers as (name, JSON text), e.g. `("default", "{…}")`; build.rs
-/// converted them from `config/<name>.toml`.
-pub fn embedded_files() -> &'static [(&'static str, &'static str)] {
-    embedded::FILES
-}
-
 /// Prefix of the worker vars that override config keys.
 pub const VAR_PREFIX: &str = "RISE_";
 
@@ -109,8 +103,8 @@ pub fn load<'a>(
     from_value(merged)
 }
 
-/// Merges the layers into one JSON tree (exposed for tests of precedence).
-pub fn merged_layers<'a>(
+/// Merges the layers into one JSON tree.
+fn merged_layers<'a>(
     files: &[(&str, &str)],
     run_mode: Option<&str>,
     vars: impl IntoIterator<Item = (&'a str, &'a str)>,

@@ -183,3 +183,24 @@ pub trait RegistryProvider {
         ctx: &ProviderContext<'_>,
     ) -> Result<RegistryCredentials, ProviderError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The tagged serde form and the loader's per-key dispatch agree.
+    #[test]
+    fn serde_tagged_form_matches_from_table() {
+        for table in [
+            json!({"type": "docker", "registry_url": "localhost:5000", "namespace": "rise-apps"}),
+            json!({"type": "ecr", "region": "us-east-1", "account_id": "123456789012",
+                   "push_role_arn": "arn:aws:iam::123456789012:role/push", "session_duration_seconds": 900}),
+        ] {
+            let via_serde: RegistryConfig = serde_json::from_value(table.clone()).unwrap();
+            assert_eq!(RegistryConfig::from_table(table).unwrap(), via_serde);
+        }
+        assert!(RegistryConfig::from_table(json!({"type": "quay"})).is_err());
+        assert!(serde_json::from_value::<RegistryConfig>(json!({"type": "quay"})).is_err());
+    }
+}
