@@ -7,7 +7,7 @@ mod common;
 use common::aws::*;
 use common::*;
 use futures::future::join_all;
-use rise_registry_broker::api::Broker;
+use rise_registry_broker::api::{respond, Broker, Outcome, RequestEnv};
 use rise_registry_broker::http::TransportError;
 use serde_json::Value;
 
@@ -32,6 +32,22 @@ fn request_at(b: &Broker, http: &FakeHttp, project: &str, now_ms: u64) -> (u16, 
         body(&outcome),
         outcome.audit.unwrap(),
     )
+}
+
+/// `n` requests for `my-app` started together; the fake upstream pends once per call so
+/// they really overlap.
+fn concurrently(b: &Broker, http: &FakeHttp, n: usize) -> Vec<Outcome> {
+    http.yield_once.set(true);
+    let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
+    let req = get("/registry/credentials?project=my-app", Some(&t));
+    let (secrets, sleeper) = (aws_secrets(), RecordingSleeper::default());
+    let env = RequestEnv {
+        now_ms: NOW_MS,
+        http,
+        secrets: &secrets,
+        sleeper: &sleeper,
+    };
+    block_on(join_all((0..n).map(|_| respond(Ok(b), &req, &env))))
 }
 
 /// Upstream that always succeeds: sessions of 3600 s, ECR tokens of 12 h (from NOW).
@@ -113,20 +129,7 @@ fn past_the_refresh_point_a_failed_refresh_serves_the_old_one_but_never_a_nearly
 fn concurrent_misses_share_one_issuance() {
     let b = broker(&[]);
     let http = healthy();
-    http.yield_once.set(true);
-    let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
-    let req = get("/registry/credentials?project=my-app", Some(&t));
-    let secrets = aws_secrets();
-    let sleeper = RecordingSleeper::default();
-    let env = rise_registry_broker::api::RequestEnv {
-        now_ms: NOW_MS,
-        http: &http,
-        secrets: &secrets,
-        sleeper: &sleeper,
-    };
-    let outcomes = block_on(join_all(
-        (0..100).map(|_| rise_registry_broker::api::respond(Ok(&b), &req, &env)),
-    ));
+    let outcomes = concurrently(&b, &http, 100);
     assert_eq!(http.calls_for(STS).len(), 1);
     assert_eq!(http.calls_for(ECR).len(), 1);
     let bodies: Vec<String> = outcomes.iter().map(|o| o.response.body.clone()).collect();
@@ -146,25 +149,12 @@ fn concurrent_misses_share_one_issuance() {
 fn concurrent_misses_share_one_error_and_errors_are_not_cached() {
     let b = broker(&[]);
     let http = FakeHttp::new();
-    http.yield_once.set(true);
     http.route_status(STS, 403);
-    let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
-    let req = get("/registry/credentials?project=my-app", Some(&t));
-    let secrets = aws_secrets();
-    let sleeper = RecordingSleeper::default();
-    let env = rise_registry_broker::api::RequestEnv {
-        now_ms: NOW_MS,
-        http: &http,
-        secrets: &secrets,
-        sleeper: &sleeper,
-    };
-    let outcomes = block_on(join_all(
-        (0..10).map(|_| rise_registry_broker::api::respond(Ok(&b), &req, &env)),
-    ));
+    let outcomes = concurrently(&b, &http, 10);
     assert!(outcomes.iter().all(|o| o.response.status == 502));
     assert_eq!(http.calls_for(STS).len(), 1);
     // Not cached: the next request asks again.
-    block_on(rise_registry_broker::api::respond(Ok(&b), &req, &env));
+    concurrently(&b, &http, 1);
     assert_eq!(http.calls_for(STS).len(), 2);
     assert_eq!(b.cached_credentials(), 0);
 }
