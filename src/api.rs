@@ -297,6 +297,15 @@ async fn cached_issue(
     if !led {
         audit["shared"] = true.into();
     }
+    // A follower made no upstream call: its audit line must not claim the leader's.
+    let result = match result {
+        Ok(mut credentials) if !led => {
+            credentials.upstream_request_ids.clear();
+            credentials.subrequests = 0;
+            Ok(credentials)
+        }
+        other => other,
+    };
     match (result, stale) {
         (Err(error), Some(stale)) => {
             audit["cache"] = "stale".into();

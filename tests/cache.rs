@@ -143,6 +143,14 @@ fn concurrent_misses_share_one_issuance() {
         .filter(|o| o.audit.as_ref().unwrap()["shared"] == true)
         .count();
     assert_eq!((misses, shared), (1, 99));
+    let subrequests: u64 = outcomes
+        .iter()
+        .map(|o| o.audit.as_ref().unwrap()["subrequests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        subrequests, 2,
+        "only the leader's audit line counts the two upstream calls"
+    );
 }
 
 #[test]
