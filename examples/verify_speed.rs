@@ -55,13 +55,13 @@ fn main() {
 struct NoHttp;
 
 #[async_trait::async_trait(?Send)]
-impl rise_registry_broker::http::HttpClient for NoHttp {
+impl rise_registry_broker::runtime::HttpClient for NoHttp {
     async fn send(
         &self,
-        _: rise_registry_broker::http::OutboundRequest,
+        _: rise_registry_broker::runtime::OutboundRequest,
     ) -> Result<
-        rise_registry_broker::http::OutboundResponse,
-        rise_registry_broker::http::TransportError,
+        rise_registry_broker::runtime::OutboundResponse,
+        rise_registry_broker::runtime::TransportError,
     > {
         unreachable!("static keys only")
     }

@@ -2,92 +2,57 @@
 //!
 //! `GET /registry/credentials?project=P[&access=push|pull]`:
 //! query (400) → config health (500) → bearer token (401) → authorization (403) →
-//! provider (2xx / 5xx). `GET /health` reports status, provider and version.
-//! Everything is IO-free except through [`RequestEnv`]; the shell supplies it.
+//! issuance through [`crate::broker`] (2xx / 5xx). `GET /health` reports status,
+//! provider and version. Each credential request yields one [`AuditLine`], assembled
+//! here and nowhere else.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::auth::{authorize, AuthError, VerifiedCaller, Verifier};
-use crate::aws::retry::Sleeper;
-use crate::cache::{CacheKey, CredentialCache, Lookup};
-use crate::config::{Config, ConfigError};
-use crate::error::{error_response, PublicError, RequestError};
-use crate::http::{ApiRequest, ApiResponse, HttpClient};
+use crate::audit::{AuditLine, Decision};
+use crate::auth::{authorize, AuthError};
+use crate::broker::Broker;
+use crate::error::{ConfigError, PublicError, PublicFailure, RequestError};
+use crate::http::{ApiRequest, ApiResponse};
 use crate::project::{Access, ProjectName};
-use crate::registry::{
-    create_registry_provider, CredentialRequest, ProviderContext, ProviderError,
-    RegistryCredentials, RegistryProvider,
-};
-use crate::secrets::Secrets;
-use crate::singleflight::SingleFlight;
-use std::hash::{Hash, Hasher};
+use crate::registry::{CredentialRequest, ProviderError};
+use crate::runtime::Context;
 
-/// Everything one request may use from the outside world.
-pub struct RequestEnv<'a> {
-    /// Milliseconds since the Unix epoch, read once per request by the shell.
-    pub now_ms: u64,
-    pub http: &'a dyn HttpClient,
-    pub secrets: &'a dyn Secrets,
-    pub sleeper: &'a dyn Sleeper,
-}
-
-/// A response plus the structured audit line to log for it (never holds a secret).
+/// A response plus the audit line to log for it (never holds a secret).
 #[derive(Debug)]
 pub struct Outcome {
     pub response: ApiResponse,
-    pub audit: Option<Value>,
+    pub audit: Option<AuditLine>,
 }
 
-/// The configured broker: built once per isolate.
-pub struct Broker {
-    config: Config,
-    verifier: Verifier,
-    provider: Box<dyn RegistryProvider>,
-    cache: CredentialCache,
-    /// Concurrent misses on one key share one issuance.
-    flight: SingleFlight<CacheKey, Result<RegistryCredentials, ProviderError>>,
-    /// Fingerprint of the provider settings, part of every cache key.
-    provider_fingerprint: u64,
+impl Outcome {
+    /// The audit line as the shell logs it (one JSON object), if there is one.
+    pub fn audit_line(&self) -> Option<String> {
+        self.audit.as_ref().map(AuditLine::to_json_line)
+    }
 }
 
-impl std::fmt::Debug for Broker {
+/// Why a credential request was refused, by phase (typed, for the log and the answer).
+#[derive(Debug)]
+enum Refusal {
+    Auth(AuthError),
+    Provider(ProviderError),
+}
+
+impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("provider", &self.provider.kind())
-            .finish()
+        match self {
+            Refusal::Auth(e) => e.fmt(f),
+            Refusal::Provider(e) => e.fmt(f),
+        }
     }
 }
 
-impl Broker {
-    /// Builds the verifier and provider; secrets named by the config are read here.
-    pub fn new(config: Config, secrets: &dyn Secrets) -> Result<Self, ConfigError> {
-        let token_entries = if config.cache.enabled {
-            config.cache.token_entries as usize
-        } else {
-            0
-        };
-        let verifier =
-            Verifier::from_config(&config.auth, secrets)?.with_token_cache(token_entries);
-        let provider = create_registry_provider(&config.registry);
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        format!("{:?}", config.registry).hash(&mut hasher);
-        Ok(Broker {
-            cache: CredentialCache::new(config.cache.clone()),
-            flight: SingleFlight::new(),
-            provider_fingerprint: hasher.finish(),
-            config,
-            verifier,
-            provider,
-        })
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Credentials currently cached (for tests and the benchmark).
-    pub fn cached_credentials(&self) -> usize {
-        self.cache.len()
+impl PublicError for Refusal {
+    fn public(&self) -> PublicFailure {
+        match self {
+            Refusal::Auth(e) => e.public(),
+            Refusal::Provider(e) => e.public(),
+        }
     }
 }
 
@@ -99,20 +64,22 @@ const ROUTES: &[(&str, &str)] = &[("/health", "GET"), ("/registry/credentials", 
 pub async fn respond(
     broker: Result<&Broker, &ConfigError>,
     request: &ApiRequest,
-    env: &RequestEnv<'_>,
+    ctx: &Context<'_>,
 ) -> Outcome {
     let Some((path, allow)) = ROUTES.iter().find(|(p, _)| *p == request.path) else {
-        return plain(error_response(&RequestError::NotFound));
+        return plain(ApiResponse::error(&RequestError::NotFound));
     };
     if request.method != "GET" {
-        return plain(error_response(&RequestError::MethodNotAllowed { allow }));
+        return plain(ApiResponse::error(&RequestError::MethodNotAllowed {
+            allow,
+        }));
     }
     match *path {
         "/health" => plain(match broker {
             Ok(b) => health(b),
-            Err(e) => error_response(e),
+            Err(e) => ApiResponse::error(e),
         }),
-        _ => credentials(broker, request, env).await,
+        _ => credentials(broker, request, ctx).await,
     }
 }
 
@@ -128,7 +95,7 @@ fn health(broker: &Broker) -> ApiResponse {
         200,
         &json!({
             "status": "ok",
-            "provider": broker.provider.kind(),
+            "provider": broker.provider_kind(),
             "version": env!("CARGO_PKG_VERSION"),
         }),
     )
@@ -159,44 +126,34 @@ pub fn parse_query(query: Option<&str>) -> Result<(ProjectName, Access), Request
 async fn credentials(
     broker: Result<&Broker, &ConfigError>,
     request: &ApiRequest,
-    env: &RequestEnv<'_>,
+    ctx: &Context<'_>,
 ) -> Outcome {
     let (project, access) = match parse_query(request.query.as_deref()) {
         Ok(parsed) => parsed,
-        Err(e) => return plain(error_response(&e)),
+        Err(e) => return plain(ApiResponse::error(&e)),
     };
     let broker = match broker {
         Ok(b) => b,
-        Err(e) => return plain(error_response(e)),
+        Err(e) => return plain(ApiResponse::error(e)),
     };
-    let mut audit = json!({
-        "event": "registry_credentials",
-        "project": project.as_str(),
-        "access": access.as_str(),
-        "provider": broker.provider.kind(),
-    });
-    let caller = match broker
-        .verifier
-        .verify_header(request.authorization.as_deref(), env.now_ms, env.http)
-        .await
-    {
-        Ok(caller) => caller,
-        Err(e) => return refused(audit, &e),
+    let mut audit = AuditLine {
+        event: "registry_credentials",
+        project: project.to_string(),
+        access: access.as_str(),
+        provider: broker.provider_kind(),
+        ..AuditLine::default()
     };
-    audit["sub"] = caller.audit_identity().into();
-    audit["iss"] = caller.issuer().into();
-    let result = issue(broker, &caller, &project, access, env, &mut audit).await;
+    let result = issue(broker, request, &project, access, ctx, &mut audit).await;
     let response = match result {
         Ok(body) => {
-            audit["outcome"] = "issued".into();
+            audit.outcome = Decision::Issued;
             ApiResponse::json(200, &body)
         }
-        Err(failure) => {
-            let public = failure.public();
-            audit["outcome"] = "refused".into();
-            audit["code"] = public.code.into();
-            audit["reason"] = failure.to_string().into();
-            error_response(&public)
+        Err(refusal) => {
+            audit.outcome = Decision::Refused;
+            audit.code = Some(refusal.public().code.as_str());
+            audit.reason = Some(refusal.to_string());
+            ApiResponse::error(&refusal)
         }
     };
     Outcome {
@@ -205,132 +162,40 @@ async fn credentials(
     }
 }
 
-/// Authorization and the provider call, for a verified caller.
+/// Token (401) → authorization (403) → issuance, filling in the audit line on the way.
 async fn issue(
     broker: &Broker,
-    caller: &VerifiedCaller,
+    request: &ApiRequest,
     project: &ProjectName,
     access: Access,
-    env: &RequestEnv<'_>,
-    audit: &mut Value,
-) -> Result<Value, Box<dyn Failure>> {
-    let claims_grant_access = broker
-        .verifier
+    ctx: &Context<'_>,
+    audit: &mut AuditLine,
+) -> Result<serde_json::Value, Refusal> {
+    let verifier = broker.verifier();
+    let caller = verifier
+        .verify_header(request.authorization.as_deref(), ctx.now_ms, ctx.http)
+        .await
+        .map_err(Refusal::Auth)?;
+    audit.sub = Some(caller.audit_identity());
+    audit.iss = Some(caller.issuer().to_owned());
+    let claims_grant_access = verifier
         .issuer_config(caller.issuer())
         .is_some_and(|i| i.claims_grant_access);
-    let grant =
-        authorize(&broker.config.auth, caller, claims_grant_access, project).map_err(boxed)?;
-    audit["grant"] = grant.as_str().into();
-    let ctx = ProviderContext {
-        now_ms: env.now_ms,
-        http: env.http,
-        secrets: env.secrets,
-        sleeper: env.sleeper,
-    };
-    let request = CredentialRequest {
-        caller,
+    let grant = authorize(&broker.config().auth, &caller, claims_grant_access, project)
+        .map_err(Refusal::Auth)?;
+    audit.grant = Some(grant.as_str());
+    let credential_request = CredentialRequest {
+        caller: &caller,
         project,
         access,
     };
-    let credentials = cached_issue(broker, &request, &ctx, audit)
-        .await
-        .map_err(boxed)?;
-    if let Some(expires_in) = credentials.expires_in {
-        audit["expires_in"] = expires_in.into();
-    }
-    if !credentials.upstream_request_ids.is_empty() {
-        audit["aws_request_ids"] = credentials.upstream_request_ids.clone().into();
-    }
-    audit["subrequests"] = credentials.subrequests.into();
+    let issued = broker.issue(&credential_request, ctx).await;
+    audit.cache = Some(issued.cache);
+    audit.shared = issued.shared;
+    audit.refresh_error = issued.refresh_error;
+    audit.subrequests = Some(issued.trace.subrequests);
+    audit.aws_request_ids = issued.trace.request_ids;
+    let credentials = issued.result.map_err(Refusal::Provider)?;
+    audit.expires_in = credentials.expires_in;
     Ok(credentials.to_json())
-}
-
-/// How often a request waiting on another's issuance checks for the result.
-const FOLLOWER_POLL_MS: u64 = 5;
-
-/// Issues through the cache: a hit makes no upstream call; concurrent misses on one key
-/// share one issuance (single-flight); a credential past its refresh point is refetched
-/// and served only if that fails. Failures are never cached.
-async fn cached_issue(
-    broker: &Broker,
-    request: &CredentialRequest<'_>,
-    ctx: &ProviderContext<'_>,
-    audit: &mut Value,
-) -> Result<RegistryCredentials, ProviderError> {
-    if !broker.config.cache.enabled {
-        audit["cache"] = "off".into();
-        return broker.provider.credentials(request, ctx).await;
-    }
-    let key = CacheKey {
-        provider: broker.provider_fingerprint,
-        project: request.project.to_string(),
-        access: request.access,
-    };
-    let stale = match broker.cache.get(&key, ctx.now_ms) {
-        Lookup::Hit(credentials) => {
-            audit["cache"] = "hit".into();
-            return Ok(credentials);
-        }
-        Lookup::Refresh(credentials) => Some(credentials),
-        Lookup::Miss => None,
-    };
-    let mut led = false;
-    let shared = broker
-        .flight
-        .run_polling(key.clone(), Some((ctx.sleeper, FOLLOWER_POLL_MS)), || {
-            led = true;
-            async {
-                let result = broker.provider.credentials(request, ctx).await;
-                if let Ok(credentials) = &result {
-                    broker.cache.insert(key.clone(), credentials, ctx.now_ms);
-                }
-                result
-            }
-        })
-        .await;
-    // A leader dropped mid-flight (client went away) leaves followers to try themselves.
-    let result = match shared {
-        Ok(result) => result,
-        Err(_) => broker.provider.credentials(request, ctx).await,
-    };
-    audit["cache"] = if led { "miss" } else { "hit" }.into();
-    if !led {
-        audit["shared"] = true.into();
-    }
-    // A follower made no upstream call: its audit line must not claim the leader's.
-    let result = match result {
-        Ok(mut credentials) if !led => {
-            credentials.upstream_request_ids.clear();
-            credentials.subrequests = 0;
-            Ok(credentials)
-        }
-        other => other,
-    };
-    match (result, stale) {
-        (Err(error), Some(stale)) => {
-            audit["cache"] = "stale".into();
-            audit["refresh_error"] = error.to_string().into();
-            Ok(stale)
-        }
-        (result, _) => result,
-    }
-}
-
-/// A failure that can be both shown (publicly) and logged (Display).
-trait Failure: PublicError + std::fmt::Display {}
-impl<T: PublicError + std::fmt::Display> Failure for T {}
-
-fn boxed<E: Failure + 'static>(e: E) -> Box<dyn Failure> {
-    Box::new(e)
-}
-
-fn refused(mut audit: Value, error: &AuthError) -> Outcome {
-    let public = error.public();
-    audit["outcome"] = "refused".into();
-    audit["code"] = public.code.into();
-    audit["reason"] = error.to_string().into();
-    Outcome {
-        response: error_response(error),
-        audit: Some(audit),
-    }
 }

@@ -15,7 +15,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::config::{lenient, ConfigError};
+use crate::config_support::lenient;
+use crate::error::ConfigError;
 use crate::project::Access;
 use crate::registry::RegistryCredentials;
 
@@ -149,8 +150,6 @@ impl CredentialCache {
         entry.last_used_ms = now_ms;
         let mut credentials = entry.credentials.clone();
         credentials.expires_in = Some(remaining / 1000);
-        credentials.upstream_request_ids = Vec::new();
-        credentials.subrequests = 0;
         // Refresh once less than refresh_percent of the life remains.
         if remaining * 100 < life * self.config.refresh_percent {
             Lookup::Refresh(credentials)

@@ -12,15 +12,13 @@
 //! provider cannot leak into the new one. Unknown keys, wrong types and missing required
 //! keys are errors that name the key and never echo its value.
 
-use std::fmt;
-
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthConfig;
 use crate::cache::CacheConfig;
-use crate::error::{PublicError, PublicFailure};
+use crate::config_support::deserialize_at;
+use crate::error::ConfigError;
 use crate::registry::RegistryConfig;
 
 mod embedded {
@@ -36,53 +34,6 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub auth: AuthConfig,
     pub cache: CacheConfig,
-}
-
-/// A configuration problem. `reason` never contains a configured value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// A key (dotted path, e.g. `registry.region`) is missing, unknown or invalid.
-    Key { key: String, reason: String },
-    /// A worker secret named by the config (or required by a provider) is not set or invalid.
-    Secret { name: String, reason: &'static str },
-}
-
-impl ConfigError {
-    pub fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError::Key {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-
-    pub fn missing_secret(name: impl Into<String>) -> Self {
-        ConfigError::Secret {
-            name: name.into(),
-            reason: "is not set",
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Key { key, reason } => write!(f, "config key `{key}` {reason}"),
-            ConfigError::Secret { name, reason } => write!(f, "worker secret `{name}` {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl PublicError for ConfigError {
-    fn public(&self) -> PublicFailure {
-        // Names the key or secret, never a value: safe to show to the caller.
-        PublicFailure::new(
-            500,
-            "misconfigured",
-            format!("broker is misconfigured: {self}"),
-        )
-    }
 }
 
 /// Loads the embedded layers plus `vars` (all worker vars; only `RISE_*__*` ones are used).
@@ -241,119 +192,4 @@ pub fn from_value(value: Value) -> Result<Config, ConfigError> {
     config.auth.validate()?;
     config.cache.validate()?;
     Ok(config)
-}
-
-/// Deserializes `value` and, on failure, reports the dotted key (prefixed by `prefix`)
-/// with a reason that never repeats the offending value.
-pub fn deserialize_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.inner().to_string();
-        let join = |a: &str, b: &str| match (a.is_empty() || a == ".", b.is_empty()) {
-            (true, _) => b.to_owned(),
-            (false, true) => a.to_owned(),
-            (false, false) => format!("{a}.{b}"),
-        };
-        let base = join(prefix, if path == "." { "" } else { &path });
-        let field = inner.split('`').nth(1).unwrap_or_default();
-        if inner.starts_with("missing field") {
-            ConfigError::key(join(&base, field), "is required")
-        } else if inner.starts_with("unknown field") {
-            let key = if base.ends_with(field) {
-                base
-            } else {
-                join(&base, field)
-            };
-            ConfigError::key(key, "is not a known key")
-        } else if inner.starts_with("unknown variant") {
-            ConfigError::key(base, "has an unsupported value")
-        } else {
-            ConfigError::key(base, "has the wrong type or an invalid value")
-        }
-    })
-}
-
-/// Deserializers that also accept strings, because worker vars are always strings
-/// (`RISE_AUTH__LEEWAY_SECONDS=30`). Their errors never repeat the value.
-pub mod lenient {
-    use serde::de::{self, Deserializer, Visitor};
-    use std::fmt;
-
-    struct U64Visitor;
-
-    impl Visitor<'_> for U64Visitor {
-        type Value = u64;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a non-negative integer")
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-            Ok(v)
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v).map_err(|_| E::custom("expected a non-negative integer"))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-            v.trim()
-                .parse()
-                .map_err(|_| E::custom("expected a non-negative integer"))
-        }
-    }
-
-    /// A `u64` given as a number or a decimal string.
-    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        d.deserialize_any(U64Visitor)
-    }
-
-    struct BoolVisitor;
-
-    impl Visitor<'_> for BoolVisitor {
-        type Value = bool;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("true or false")
-        }
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
-            Ok(v)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-            match v.trim() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(E::custom("expected true or false")),
-            }
-        }
-    }
-
-    /// A `bool` given as a boolean or the string `true`/`false`.
-    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(BoolVisitor)
-    }
-}
-
-/// True for `http://` URLs on loopback, which are allowed for local emulators and tests.
-pub fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
-}
-
-/// Checks that `url` is `https://host…` (or loopback `http://` for local runs).
-pub fn validate_url(key: &str, url: &str) -> Result<(), ConfigError> {
-    let https_host = url
-        .strip_prefix("https://")
-        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""))
-        .is_some_and(|host| !host.is_empty() && !host.contains('@'));
-    if https_host || is_loopback_http(url) {
-        Ok(())
-    } else {
-        Err(ConfigError::key(
-            key,
-            "must be an https:// URL (http:// only on loopback)",
-        ))
-    }
 }

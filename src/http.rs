@@ -1,16 +1,15 @@
-//! Plain wire types for the broker's own HTTP surface and for outbound calls.
+//! The broker's own HTTP surface as plain data: what the shell hands in, what it sends
+//! back, and the one JSON error shape.
 //!
 //! Nothing here performs IO. The worker shell converts `worker::Request` into an
-//! [`ApiRequest`] and an [`ApiResponse`] back into a `worker::Response`; outbound calls
-//! (JWKS today, STS/ECR later) go through the one small [`HttpClient`] trait, which the
-//! shell implements with the Workers `fetch` and tests implement with scripted fakes.
+//! [`ApiRequest`] and an [`ApiResponse`] back into a `worker::Response`.
 
-use async_trait::async_trait;
+use serde_json::json;
 
-use crate::aws::retry::Sleeper;
+use crate::error::PublicError;
 
 /// An incoming request, reduced to what the broker looks at.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ApiRequest {
     pub method: String,
     pub path: String,
@@ -20,12 +19,38 @@ pub struct ApiRequest {
     pub authorization: Option<String>,
 }
 
-/// A response the shell sends as is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Hand-written: the Authorization header holds a bearer token.
+impl std::fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// A response the shell sends as is. Its body may hold a password: `Debug` prints only
+/// the status and headers.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiResponse {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+}
+
+impl std::fmt::Debug for ApiResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl ApiResponse {
@@ -42,100 +67,23 @@ impl ApiResponse {
         }
     }
 
+    /// The JSON error contract: `{"error": "...", "code": "..."}` plus the failure's
+    /// headers. The only place an error becomes a response.
+    pub fn error(err: &dyn PublicError) -> Self {
+        let failure = err.public();
+        let mut response = ApiResponse::json(
+            failure.status(),
+            &json!({ "error": failure.message, "code": failure.code.as_str() }),
+        );
+        response.headers.extend(failure.headers);
+        response
+    }
+
     /// First value of a header (names are stored lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-    }
-}
-
-/// An outbound request: plain data, built by pure functions, sent by an [`HttpClient`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct OutboundRequest {
-    pub method: &'static str,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// Give up (and report [`TransportError::Timeout`]) after this long.
-    pub timeout_ms: u64,
-}
-
-/// Timeout for outbound calls that do not set their own.
-pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
-
-// Hand-written: outbound requests may carry signatures or session tokens in headers.
-impl std::fmt::Debug for OutboundRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboundRequest")
-            .field("method", &self.method)
-            .field("url", &self.url)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .field("body_len", &self.body.len())
-            .finish()
-    }
-}
-
-impl OutboundRequest {
-    pub fn get(url: impl Into<String>) -> Self {
-        OutboundRequest {
-            method: "GET",
-            url: url.into(),
-            headers: vec![("accept".into(), "application/json".into())],
-            body: Vec::new(),
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-        }
-    }
-}
-
-/// What came back from an outbound call.
-#[derive(Clone, PartialEq, Eq)]
-pub struct OutboundResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl std::fmt::Debug for OutboundResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboundResponse")
-            .field("status", &self.status)
-            .field("body_len", &self.body.len())
-            .finish()
-    }
-}
-
-impl OutboundResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Why an outbound call produced no response at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportError {
-    /// No answer within the configured time.
-    Timeout,
-    /// Connection or runtime failure; the text is for the log only.
-    Network(String),
-}
-
-/// The one seam for outbound HTTP. `?Send`: the worker runtime is single-threaded.
-#[async_trait(?Send)]
-pub trait HttpClient {
-    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError>;
-
-    /// The runtime's timer, when a request waiting for another request's fetch must poll
-    /// on its own clock instead of being woken (Workers cancels a request whose only
-    /// pending work is a promise another request will resolve). `None`: wake-ups work.
-    fn poll_timer(&self) -> Option<&dyn Sleeper> {
-        None
     }
 }

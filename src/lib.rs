@@ -8,27 +8,36 @@
 //!                                                   │ project::ProjectName::parse   (400)
 //!                                                   │ config (loaded once)          (500)
 //!                                                   │ auth::jwt::Verifier           (401)
-//!                                                   │   └ auth::jwks (JWKS fetch via http::HttpClient)
+//!                                                   │   └ auth::jwks (JWKS fetch via runtime::HttpClient)
 //!                                                   │ auth::authz::authorize        (403)
-//!                                                   │ cache::CredentialCache + singleflight
-//!                                                   │ registry::RegistryProvider    (200 / 5xx)
-//!  worker::Response ◀──shell── http::ApiResponse ◀──┘ error::error_response (one JSON error shape)
+//!                                                   │ broker::Broker::issue: cache + singleflight
+//!                                                   │   └ registry::RegistryProvider (200 / 5xx)
+//!  worker::Response ◀──shell── http::ApiResponse ◀──┘ + audit::AuditLine (one JSON log line)
 //! ```
+//!
+//! Leaves first: `error` (codes, error types) and `secrets` import nothing of the crate;
+//! `runtime` holds the IO seams and the one per-request [`runtime::Context`];
+//! `config_support` the helpers every config section uses. Config sections live beside
+//! their feature (`auth`, `cache`, `registry`); only `config` gathers them.
 //!
 //! Everything above the shell is plain Rust that `cargo test` runs natively: no clock
 //! (time is passed in as `now_ms`), no network (outbound calls go through
-//! [`http::HttpClient`]), no environment (vars and secrets are passed in). The shell in
+//! [`runtime::HttpClient`]), no environment (vars and secrets are passed in). The shell in
 //! `shell` is compiled only for `wasm32` and is the one place that touches `worker`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
+pub mod broker;
 pub mod cache;
 pub mod config;
+pub mod config_support;
 pub mod error;
 pub mod http;
 pub mod project;
 pub mod registry;
+pub mod runtime;
 pub mod secrets;
 pub mod singleflight;
 

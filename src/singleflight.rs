@@ -12,7 +12,7 @@ use std::hash::Hash;
 
 use futures_channel::oneshot;
 
-use crate::aws::retry::Sleeper;
+use crate::runtime::Sleeper;
 
 /// The leader went away before producing a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

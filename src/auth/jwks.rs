@@ -18,8 +18,8 @@ use jwt_compact::jwk::JsonWebKey;
 use serde_json::Value;
 
 use super::AuthError;
-use crate::config::validate_url;
-use crate::http::{HttpClient, OutboundRequest};
+use crate::config_support::validate_url;
+use crate::runtime::{HttpClient, OutboundRequest};
 use crate::singleflight::SingleFlight;
 
 /// A key that can verify exactly one JWS algorithm.
@@ -106,9 +106,11 @@ impl KeySet {
 
     /// Parses a JWKS document (`{"keys": [...]}`).
     ///
-    /// Keys of unsupported types are skipped (real issuers publish some), but the set must
-    /// end up non-empty. Private keys, symmetric keys, duplicate `kid`s and keys whose
-    /// `alg`/`use` contradict their type make the whole document invalid.
+    /// Private keys, symmetric keys and duplicate `kid`s make the whole document invalid.
+    /// Keys this broker does not verify with are skipped, since real issuers publish
+    /// some: unsupported types or curves, `use` other than `sig`, and an `alg` other
+    /// than the one algorithm the key's type allows here (e.g. an RSA key marked PS256).
+    /// The set must end up non-empty.
     pub fn from_jwks(doc: &Value) -> Result<Self, &'static str> {
         let keys = doc
             .get("keys")

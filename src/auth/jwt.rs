@@ -22,8 +22,8 @@ use serde_json::{Map, Value};
 use super::jwks::{KeyLookup, KeySet, RemoteKeys, RemotePolicy, RemoteSource, VerifyingKey};
 use super::token_cache::TokenCache;
 use super::{AuthConfig, AuthError, IssuerConfig, VerifiedCaller};
-use crate::config::ConfigError;
-use crate::http::HttpClient;
+use crate::error::ConfigError;
+use crate::runtime::HttpClient;
 use crate::secrets::Secrets;
 
 /// Header members jwt-compact does not model but we must look at.

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{lenient, validate_url, ConfigError};
-use crate::error::{PublicError, PublicFailure};
+use crate::config_support::{lenient, validate_url};
+use crate::error::{ConfigError, ErrorCode, PublicError, PublicFailure};
 use crate::project::ProjectName;
 
 pub use authz::authorize;
@@ -327,25 +327,23 @@ impl PublicError for AuthError {
             // DESIGN.md: every 401 carries error="invalid_token", including this one
             // (RFC 6750 §3.1 would allow leaving the error out when no token was sent).
             AuthError::MissingToken => PublicFailure::new(
-                401,
-                "missing_token",
+                ErrorCode::MissingToken,
                 "an Authorization: Bearer token is required",
             )
             .with_header("www-authenticate", challenge("bearer token required")),
             AuthError::InvalidToken(why) => {
-                PublicFailure::new(401, "invalid_token", "the bearer token is not valid")
+                PublicFailure::new(ErrorCode::InvalidToken, "the bearer token is not valid")
                     .with_header("www-authenticate", challenge(why))
             }
             AuthError::Expired => {
-                PublicFailure::new(401, "token_expired", "the bearer token has expired")
+                PublicFailure::new(ErrorCode::TokenExpired, "the bearer token has expired")
                     .with_header("www-authenticate", challenge("token expired"))
             }
             AuthError::Forbidden => {
-                PublicFailure::new(403, "forbidden", "not allowed to access this project")
+                PublicFailure::new(ErrorCode::Forbidden, "not allowed to access this project")
             }
             AuthError::KeysUnavailable(_) => PublicFailure::new(
-                502,
-                "upstream_error",
+                ErrorCode::UpstreamError,
                 "could not fetch the token issuer's signing keys",
             ),
             AuthError::Misconfigured(e) => e.public(),

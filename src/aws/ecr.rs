@@ -4,7 +4,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::log_safe;
-use crate::http::OutboundRequest;
+use crate::runtime::OutboundRequest;
 use crate::secrets::SecretString;
 
 pub const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";

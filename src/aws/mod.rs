@@ -1,6 +1,6 @@
 //! AWS without the SDK: SigV4 signing (`aws-sigv4`), STS AssumeRole and ECR
 //! GetAuthorizationToken as plain request builders and response parsers, a session
-//! policy builder, and the retry policy. IO happens only through [`crate::http::HttpClient`].
+//! policy builder, and the retry policy. IO happens only through [`crate::runtime::HttpClient`].
 
 pub mod ecr;
 pub mod policy;
@@ -10,7 +10,7 @@ pub mod sts;
 
 use std::fmt;
 
-use crate::error::{PublicError, PublicFailure};
+use crate::error::{ErrorCode, PublicError, PublicFailure};
 use crate::secrets::SecretString;
 
 /// AWS credentials: long-lived base keys or a role session. Never printable.
@@ -118,20 +118,18 @@ impl PublicError for UpstreamError {
         let step = self.step.as_str();
         match self.kind {
             UpstreamKind::Denied => {
-                PublicFailure::new(502, "upstream_denied", format!("AWS denied {step}"))
+                PublicFailure::new(ErrorCode::UpstreamDenied, format!("AWS denied {step}"))
             }
             UpstreamKind::Error => {
-                PublicFailure::new(502, "upstream_error", format!("AWS call {step} failed"))
+                PublicFailure::new(ErrorCode::UpstreamError, format!("AWS call {step} failed"))
             }
             UpstreamKind::Throttled => PublicFailure::new(
-                503,
-                "upstream_throttled",
+                ErrorCode::UpstreamThrottled,
                 format!("AWS throttled {step}; retry later"),
             )
             .with_header("retry-after", RETRY_AFTER_SECONDS.to_string()),
             UpstreamKind::Timeout => PublicFailure::new(
-                504,
-                "upstream_timeout",
+                ErrorCode::UpstreamTimeout,
                 format!("AWS did not answer {step} in time"),
             ),
         }
@@ -146,14 +144,19 @@ pub(crate) fn log_safe(raw: &str) -> String {
         .collect()
 }
 
-/// `https://{host_prefix}.{region}.amazonaws.com/` (`.com.cn` in the China regions).
-pub fn regional_endpoint(host_prefix: &str, region: &str) -> String {
+/// `{host_prefix}.{region}.amazonaws.com` (`.com.cn` in the China regions).
+pub fn regional_host(host_prefix: &str, region: &str) -> String {
     let suffix = if region.starts_with("cn-") {
         "amazonaws.com.cn"
     } else {
         "amazonaws.com"
     };
-    format!("https://{host_prefix}.{region}.{suffix}/")
+    format!("{host_prefix}.{region}.{suffix}")
+}
+
+/// `https://{host_prefix}.{region}.amazonaws.com/` (`.com.cn` in the China regions).
+pub fn regional_endpoint(host_prefix: &str, region: &str) -> String {
+    format!("https://{}/", regional_host(host_prefix, region))
 }
 
 /// `aws`, `aws-cn` or `aws-us-gov`, from the region name.

@@ -6,16 +6,8 @@
 //! attempt is a Worker subrequest, so the attempt cap is small and configurable. Every
 //! attempt is signed anew with the current time.
 
-use async_trait::async_trait;
-
 use super::{Step, UpstreamError, UpstreamKind};
-use crate::http::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
-
-/// Waiting without a clock in the core: the shell sleeps on a timer, tests record.
-#[async_trait(?Send)]
-pub trait Sleeper {
-    async fn sleep(&self, ms: u64);
-}
+use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

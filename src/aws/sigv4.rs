@@ -13,7 +13,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
 use super::AwsCredentials;
-use crate::http::OutboundRequest;
+use crate::runtime::OutboundRequest;
 
 /// Signing failed: a header or URL aws-sigv4 cannot canonicalise.
 #[derive(Debug, Clone, PartialEq, Eq)]

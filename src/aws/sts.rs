@@ -4,7 +4,7 @@ use chrono::DateTime;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{log_safe, AwsCredentials};
-use crate::http::OutboundRequest;
+use crate::runtime::OutboundRequest;
 use crate::secrets::SecretString;
 
 pub const STS_API_VERSION: &str = "2011-06-15";

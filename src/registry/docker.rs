@@ -5,11 +5,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{
-    AuthMethod, CredentialRequest, ProviderContext, ProviderError, RegistryCredentials,
-    RegistryProvider,
+    AuthMethod, CredentialRequest, ProviderConfig, ProviderError, RegistryConfig,
+    RegistryCredentials, RegistryProvider, UpstreamTrace,
 };
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::project::ProjectName;
+use crate::runtime::Context;
 use crate::secrets::SecretString;
 
 /// `[registry]` with `type = "docker"`.
@@ -23,8 +24,10 @@ pub struct DockerConfig {
     pub namespace: String,
 }
 
-impl DockerConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl ProviderConfig for DockerConfig {
+    const KIND: &'static str = "docker";
+
+    fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.registry_url;
         let host_ok = !url.is_empty()
             && url.bytes().all(|b| {
@@ -50,6 +53,18 @@ impl DockerConfig {
         Ok(())
     }
 
+    fn build(&self) -> Box<dyn RegistryProvider> {
+        Box::new(DockerProvider::new(self.clone()))
+    }
+}
+
+impl From<DockerConfig> for RegistryConfig {
+    fn from(config: DockerConfig) -> Self {
+        RegistryConfig::Docker(config)
+    }
+}
+
+impl DockerConfig {
     /// `{namespace}/{project}`, or just the project with an empty namespace.
     pub fn repository(&self, project: &ProjectName) -> String {
         if self.namespace.is_empty() {
@@ -73,13 +88,14 @@ impl DockerProvider {
 #[async_trait(?Send)]
 impl RegistryProvider for DockerProvider {
     fn kind(&self) -> &'static str {
-        "docker"
+        DockerConfig::KIND
     }
 
     async fn credentials(
         &self,
         request: &CredentialRequest<'_>,
-        _ctx: &ProviderContext<'_>,
+        _ctx: &Context<'_>,
+        _trace: &mut UpstreamTrace,
     ) -> Result<RegistryCredentials, ProviderError> {
         Ok(RegistryCredentials {
             registry_url: self.config.registry_url.clone(),
@@ -88,8 +104,6 @@ impl RegistryProvider for DockerProvider {
             expires_in: None,
             repository: self.config.repository(request.project),
             auth_method: AuthMethod::ClientAuth,
-            upstream_request_ids: Vec::new(),
-            subrequests: 0,
         })
     }
 }

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{
-    AuthMethod, CredentialRequest, ProviderContext, ProviderError, RegistryCredentials,
-    RegistryProvider,
+    AuthMethod, CredentialRequest, ProviderConfig, ProviderError, RegistryConfig,
+    RegistryCredentials, RegistryProvider, UpstreamTrace,
 };
 use crate::auth::sanitize_identity;
 use crate::aws::ecr::{self as aws_ecr, EcrAuthorization};
@@ -15,9 +15,10 @@ use crate::aws::policy::SessionPolicy;
 use crate::aws::retry::{self, Call, ErrorParser, RetryPolicy};
 use crate::aws::sts::{self, AssumeRoleRequest, AssumedRole};
 use crate::aws::{log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind};
-use crate::config::{lenient, validate_url, ConfigError};
-use crate::http::OutboundResponse;
+use crate::config_support::{lenient, validate_url};
+use crate::error::ConfigError;
 use crate::project::{Access, ProjectName, MAX_PROJECT_LEN};
+use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::Secrets;
 
 /// Bounds AWS puts on `DurationSeconds` for AssumeRole.
@@ -70,8 +71,10 @@ pub struct EcrConfig {
     pub max_attempts: u64,
 }
 
-impl EcrConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl ProviderConfig for EcrConfig {
+    const KIND: &'static str = "ecr";
+
+    fn validate(&self) -> Result<(), ConfigError> {
         if !valid_region(&self.region) {
             return Err(ConfigError::key(
                 "registry.region",
@@ -134,9 +137,21 @@ impl EcrConfig {
         Ok(())
     }
 
-    /// `{account}.dkr.ecr.{region}.amazonaws.com`
+    fn build(&self) -> Box<dyn RegistryProvider> {
+        Box::new(EcrProvider::new(self.clone()))
+    }
+}
+
+impl From<EcrConfig> for RegistryConfig {
+    fn from(config: EcrConfig) -> Self {
+        RegistryConfig::Ecr(config)
+    }
+}
+
+impl EcrConfig {
+    /// `{account}.dkr.ecr.{region}.amazonaws.com` (`.amazonaws.com.cn` in China).
     pub fn registry_host(&self) -> String {
-        format!("{}.dkr.ecr.{}.amazonaws.com", self.account_id, self.region)
+        crate::aws::regional_host(&format!("{}.dkr.ecr", self.account_id), &self.region)
     }
 }
 
@@ -218,12 +233,7 @@ impl EcrProvider {
         }
     }
 
-    fn call<'a>(
-        &self,
-        step: Step,
-        ctx: &ProviderContext<'a>,
-        parse_error: ErrorParser,
-    ) -> Call<'a> {
+    fn call<'a>(&self, step: Step, ctx: &Context<'a>, parse_error: ErrorParser) -> Call<'a> {
         Call {
             step,
             policy: RetryPolicy::new(self.config.max_attempts as u32),
@@ -233,24 +243,47 @@ impl EcrProvider {
         }
     }
 
+    /// The signed STS AssumeRole request, exactly as sent (the botocore comparison signs
+    /// through this too).
+    pub fn assume_role_outbound(
+        &self,
+        request: &AssumeRoleRequest,
+        with: &AwsCredentials,
+        now_ms: u64,
+    ) -> Result<OutboundRequest, sigv4::SigningError> {
+        let mut outbound = request.to_outbound(&self.sts_endpoint, self.config.timeout_ms);
+        sigv4::sign(&mut outbound, with, &self.config.region, "sts", now_ms)?;
+        Ok(outbound)
+    }
+
+    /// The signed ECR GetAuthorizationToken request, exactly as sent.
+    pub fn authorization_token_outbound(
+        &self,
+        with: &AwsCredentials,
+        now_ms: u64,
+    ) -> Result<OutboundRequest, sigv4::SigningError> {
+        let mut outbound =
+            aws_ecr::get_authorization_token_request(&self.ecr_endpoint, self.config.timeout_ms);
+        sigv4::sign(&mut outbound, with, &self.config.region, "ecr", now_ms)?;
+        Ok(outbound)
+    }
+
     /// One signed AssumeRole call (with retries) and its parsed answer.
     async fn assume_role(
         &self,
         step: Step,
         request: &AssumeRoleRequest,
         with: &AwsCredentials,
-        ctx: &ProviderContext<'_>,
+        ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<AssumedRole, ProviderError> {
         let call = self.call(step, ctx, sts_error);
         let build = |now_ms| {
-            let mut outbound = request.to_outbound(&self.sts_endpoint, self.config.timeout_ms);
-            sigv4::sign(&mut outbound, with, &self.config.region, "sts", now_ms)
-                .map_err(|_| UpstreamError::new(step, UpstreamKind::Error))?;
-            Ok(outbound)
+            self.assume_role_outbound(request, with, now_ms)
+                .map_err(|_| UpstreamError::new(step, UpstreamKind::Error))
         };
         let result = retry::send(&call, ctx.now_ms, build).await;
-        let (response, attempts) = trace.record(result)?;
+        let (response, attempts) = record(trace, result)?;
         let body = String::from_utf8_lossy(&response.body);
         let assumed =
             sts::parse_assume_role_response(&body).map_err(|_| unusable(step, attempts))?;
@@ -261,22 +294,17 @@ impl EcrProvider {
     async fn authorization_token(
         &self,
         with: &AwsCredentials,
-        ctx: &ProviderContext<'_>,
+        ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<EcrAuthorization, ProviderError> {
         let step = Step::EcrGetAuthorizationToken;
         let call = self.call(step, ctx, ecr_error);
         let build = |now_ms| {
-            let mut outbound = aws_ecr::get_authorization_token_request(
-                &self.ecr_endpoint,
-                self.config.timeout_ms,
-            );
-            sigv4::sign(&mut outbound, with, &self.config.region, "ecr", now_ms)
-                .map_err(|_| UpstreamError::new(step, UpstreamKind::Error))?;
-            Ok(outbound)
+            self.authorization_token_outbound(with, now_ms)
+                .map_err(|_| UpstreamError::new(step, UpstreamKind::Error))
         };
         let result = retry::send(&call, ctx.now_ms, build).await;
-        let (response, attempts) = trace.record(result)?;
+        let (response, attempts) = record(trace, result)?;
         trace
             .request_ids
             .extend(response.header("x-amzn-requestid").map(log_safe));
@@ -289,7 +317,7 @@ impl EcrProvider {
         &self,
         role_arn: &str,
         base: &AwsCredentials,
-        ctx: &ProviderContext<'_>,
+        ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<AwsCredentials, ProviderError> {
         let cached = self.chained.borrow().clone();
@@ -299,42 +327,33 @@ impl EcrProvider {
         }) {
             return Ok(creds);
         }
-        let request = AssumeRoleRequest {
-            role_arn: role_arn.to_owned(),
-            role_session_name: "rise-broker".into(),
-            source_identity: None,
-            duration_seconds: CHAINED_MAX_SECONDS,
-            policy: None,
-        };
         let assumed = self
-            .assume_role(Step::StsChain, &request, base, ctx, trace)
+            .assume_role(
+                Step::StsChain,
+                &chain_role_request(role_arn),
+                base,
+                ctx,
+                trace,
+            )
             .await?;
         *self.chained.borrow_mut() = Some(assumed.credentials.clone());
         Ok(assumed.credentials)
     }
 }
 
-/// Request ids and attempt counts collected along one issuance, for the audit line.
-#[derive(Debug, Default)]
-struct UpstreamTrace {
-    request_ids: Vec<String>,
-    subrequests: u32,
-}
-
-impl UpstreamTrace {
-    fn record<T>(
-        &mut self,
-        result: Result<(T, u32), UpstreamError>,
-    ) -> Result<(T, u32), ProviderError> {
-        match result {
-            Ok((value, attempts)) => {
-                self.subrequests += attempts;
-                Ok((value, attempts))
-            }
-            Err(error) => {
-                self.subrequests += error.attempts;
-                Err(ProviderError::Upstream(error))
-            }
+/// Counts a retried call's attempts in `trace`, whatever its outcome.
+fn record<T>(
+    trace: &mut UpstreamTrace,
+    result: Result<(T, u32), UpstreamError>,
+) -> Result<(T, u32), ProviderError> {
+    match result {
+        Ok((value, attempts)) => {
+            trace.subrequests += attempts;
+            Ok((value, attempts))
+        }
+        Err(error) => {
+            trace.subrequests += error.attempts;
+            Err(ProviderError::Upstream(error))
         }
     }
 }
@@ -408,6 +427,18 @@ pub fn push_role_request(
     })
 }
 
+/// The first hop of role chaining: `role_arn` with the base credentials, shared by all
+/// callers (no caller identity, no session policy), for the longest chained session.
+pub fn chain_role_request(role_arn: &str) -> AssumeRoleRequest {
+    AssumeRoleRequest {
+        role_arn: role_arn.to_owned(),
+        role_session_name: "rise-broker".into(),
+        source_identity: None,
+        duration_seconds: CHAINED_MAX_SECONDS,
+        policy: None,
+    }
+}
+
 /// `RoleSessionName`: `rise-` + the caller's sanitised identity, at most 64 characters.
 pub fn role_session_name(identity: &str) -> String {
     sanitize_identity(&format!("rise-{identity}"))
@@ -416,51 +447,37 @@ pub fn role_session_name(identity: &str) -> String {
 #[async_trait(?Send)]
 impl RegistryProvider for EcrProvider {
     fn kind(&self) -> &'static str {
-        "ecr"
+        EcrConfig::KIND
     }
 
     async fn credentials(
         &self,
         request: &CredentialRequest<'_>,
-        ctx: &ProviderContext<'_>,
+        ctx: &Context<'_>,
+        trace: &mut UpstreamTrace,
     ) -> Result<RegistryCredentials, ProviderError> {
         let base = base_credentials(ctx.secrets).map_err(ProviderError::Misconfigured)?;
-        let mut trace = UpstreamTrace::default();
         let (source, max_seconds) = match &self.config.role_arn {
             Some(arn) => (
-                self.chained_session(arn, &base, ctx, &mut trace).await?,
+                self.chained_session(arn, &base, ctx, trace).await?,
                 CHAINED_MAX_SECONDS,
             ),
             None => (base, MAX_SESSION_SECONDS),
         };
         let c = &self.config;
-        let policy = SessionPolicy::for_repository(
-            &c.region,
-            &c.account_id,
-            &c.repo_prefix,
+        let assume = push_role_request(
+            c,
+            &request.caller.audit_identity(),
             request.project,
             request.access,
+            max_seconds,
         )
-        .to_json()
-        .map_err(|_| {
-            ProviderError::Misconfigured(ConfigError::key(
-                "registry.repo_prefix",
-                "makes the session policy exceed 2048 characters",
-            ))
-        })?;
-        let identity = request.caller.audit_identity();
-        let assume = AssumeRoleRequest {
-            role_arn: c.push_role_arn.clone(),
-            role_session_name: role_session_name(&identity),
-            source_identity: c.source_identity.then(|| identity.clone()),
-            duration_seconds: c.session_duration_seconds.min(max_seconds),
-            policy: Some(policy),
-        };
+        .map_err(ProviderError::Misconfigured)?;
         let assumed = self
-            .assume_role(Step::StsAssumeRole, &assume, &source, ctx, &mut trace)
+            .assume_role(Step::StsAssumeRole, &assume, &source, ctx, trace)
             .await?;
         let auth = self
-            .authorization_token(&assumed.credentials, ctx, &mut trace)
+            .authorization_token(&assumed.credentials, ctx, trace)
             .await?;
         // The token works until the earlier of its own expiry and the session's.
         let session_end = assumed
@@ -483,8 +500,6 @@ impl RegistryProvider for EcrProvider {
             expires_in: Some(remaining_ms / 1000),
             repository: format!("{}{}", c.repo_prefix, request.project),
             auth_method: AuthMethod::LoginCredentials,
-            upstream_request_ids: trace.request_ids,
-            subrequests: trace.subrequests,
         })
     }
 }

@@ -1,40 +1,52 @@
-//! Registry providers: the three extension points of the product description.
+//! Registry providers, behind the three extension points of the product description:
 //!
 //! - [`RegistryProvider`]: issues credentials for one project and access level;
-//! - [`RegistryConfig`]: the `[registry]` section, tagged by `type`;
+//! - [`RegistryConfig`]: the `[registry]` section, one variant per `type`;
 //! - [`create_registry_provider`]: turns a config into a provider.
 //!
-//! To add a provider: a module with its config struct and provider type, a variant here,
-//! an arm in `from_table` and one in `create_registry_provider`.
+//! A provider is one file: its config struct implements [`ProviderConfig`] (the `type`
+//! string, validation, construction) and its provider type implements
+//! [`RegistryProvider`]. Registering it here is one line in each of: the `mod` list,
+//! the [`RegistryConfig`] enum, [`RegistryConfig::section`] and [`KINDS`].
 
 pub mod docker;
 pub mod ecr;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::auth::VerifiedCaller;
-use crate::aws::retry::Sleeper;
 use crate::aws::UpstreamError;
-use crate::config::{deserialize_at, ConfigError};
-use crate::error::{PublicError, PublicFailure};
-use crate::http::HttpClient;
+use crate::config_support::deserialize_at;
+use crate::error::{ConfigError, PublicError, PublicFailure};
 use crate::project::{Access, ProjectName};
-use crate::secrets::{SecretString, Secrets};
+use crate::runtime::Context;
+use crate::secrets::SecretString;
 
-pub use docker::{DockerConfig, DockerProvider};
-pub use ecr::{EcrConfig, EcrProvider};
+pub use docker::DockerConfig;
+pub use ecr::EcrConfig;
 
 /// The `[registry]` section. `type` selects the provider.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryConfig {
     Docker(DockerConfig),
     Ecr(EcrConfig),
 }
 
+/// Every provider's `type` and parser, in the order error messages list them.
+const KINDS: &[Kind] = &[Kind::of::<DockerConfig>(), Kind::of::<EcrConfig>()];
+
 impl RegistryConfig {
+    /// The section as its provider's config.
+    fn section(&self) -> &dyn Section {
+        match self {
+            RegistryConfig::Docker(c) => c,
+            RegistryConfig::Ecr(c) => c,
+        }
+    }
+
     /// Dispatches on `type` by hand (instead of serde's buffered tagged enum) so that an
     /// error inside the section names the exact key, e.g. `registry.region`.
     pub fn from_table(table: Value) -> Result<Self, ConfigError> {
@@ -46,41 +58,72 @@ impl RegistryConfig {
             Some(_) => return Err(ConfigError::key("registry.type", "must be a string")),
             None => return Err(ConfigError::key("registry.type", "is required")),
         };
-        let config = match kind.as_str() {
-            "docker" => RegistryConfig::Docker(deserialize_at("registry", Value::Object(map))?),
-            "ecr" => RegistryConfig::Ecr(deserialize_at("registry", Value::Object(map))?),
-            _ => {
-                return Err(ConfigError::key(
+        match KINDS.iter().find(|k| k.kind == kind) {
+            Some(k) => (k.parse)(map),
+            None => {
+                let known: Vec<String> = KINDS.iter().map(|k| format!("`{}`", k.kind)).collect();
+                Err(ConfigError::key(
                     "registry.type",
-                    "must be `docker` or `ecr`",
+                    format!("must be one of {}", known.join(", ")),
                 ))
             }
-        };
-        config.validate()?;
-        Ok(config)
-    }
-
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        match self {
-            RegistryConfig::Docker(c) => c.validate(),
-            RegistryConfig::Ecr(c) => c.validate(),
         }
     }
 
+    /// The `type` string (`docker`, `ecr`, …).
     pub fn kind(&self) -> &'static str {
-        match self {
-            RegistryConfig::Docker(_) => "docker",
-            RegistryConfig::Ecr(_) => "ecr",
-        }
+        self.section().kind()
     }
 }
 
 /// Builds the provider for a validated config.
 pub fn create_registry_provider(config: &RegistryConfig) -> Box<dyn RegistryProvider> {
-    match config {
-        RegistryConfig::Docker(c) => Box::new(DockerProvider::new(c.clone())),
-        RegistryConfig::Ecr(c) => Box::new(EcrProvider::new(c.clone())),
+    config.section().build()
+}
+
+/// What a provider's config section implements, in the provider's own file.
+pub trait ProviderConfig: DeserializeOwned + Into<RegistryConfig> + 'static {
+    /// The `[registry] type` value that selects this provider.
+    const KIND: &'static str;
+    /// Checks beyond the types (ranges, formats); errors name the key.
+    fn validate(&self) -> Result<(), ConfigError>;
+    fn build(&self) -> Box<dyn RegistryProvider>;
+}
+
+/// The object-safe face of [`ProviderConfig`].
+trait Section {
+    fn kind(&self) -> &'static str;
+    fn build(&self) -> Box<dyn RegistryProvider>;
+}
+
+impl<T: ProviderConfig> Section for T {
+    fn kind(&self) -> &'static str {
+        T::KIND
     }
+    fn build(&self) -> Box<dyn RegistryProvider> {
+        ProviderConfig::build(self)
+    }
+}
+
+/// A `type` string and the parser for its section.
+struct Kind {
+    kind: &'static str,
+    parse: fn(Map<String, Value>) -> Result<RegistryConfig, ConfigError>,
+}
+
+impl Kind {
+    const fn of<T: ProviderConfig>() -> Kind {
+        Kind {
+            kind: T::KIND,
+            parse: parse::<T>,
+        }
+    }
+}
+
+fn parse<T: ProviderConfig>(map: Map<String, Value>) -> Result<RegistryConfig, ConfigError> {
+    let config: T = deserialize_at("registry", Value::Object(map))?;
+    config.validate()?;
+    Ok(config.into())
 }
 
 /// What a provider is asked for: an authorized caller, a valid project and an access level.
@@ -88,16 +131,6 @@ pub struct CredentialRequest<'a> {
     pub caller: &'a VerifiedCaller,
     pub project: &'a ProjectName,
     pub access: Access,
-}
-
-/// The IO a provider may do during one request: all of it passed in.
-pub struct ProviderContext<'a> {
-    /// Milliseconds since the Unix epoch, read once by the shell.
-    pub now_ms: u64,
-    pub http: &'a dyn HttpClient,
-    pub secrets: &'a dyn Secrets,
-    /// Waits between retries.
-    pub sleeper: &'a dyn Sleeper,
 }
 
 /// How the CLI should authenticate with what it gets.
@@ -110,7 +143,8 @@ pub enum AuthMethod {
     ClientAuth,
 }
 
-/// Issued credentials, rendered by [`RegistryCredentials::to_json`].
+/// Issued credentials, rendered by [`RegistryCredentials::to_json`]. `Debug` is safe:
+/// the password is a [`SecretString`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryCredentials {
     pub registry_url: String,
@@ -120,10 +154,6 @@ pub struct RegistryCredentials {
     pub expires_in: Option<u64>,
     pub repository: String,
     pub auth_method: AuthMethod,
-    /// AWS request ids of the calls made (audit log only).
-    pub upstream_request_ids: Vec<String>,
-    /// Outbound calls (Worker subrequests) this issuance cost.
-    pub subrequests: u32,
 }
 
 impl RegistryCredentials {
@@ -144,6 +174,17 @@ impl RegistryCredentials {
             "auth_method": self.auth_method,
         })
     }
+}
+
+/// What one issuance cost upstream, for the audit line. Travels beside the credentials,
+/// never inside them: whoever did not make the calls (a cache hit, a single-flight
+/// follower) simply has an empty trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTrace {
+    /// Request ids upstream returned (log-safe characters only).
+    pub request_ids: Vec<String>,
+    /// Outbound calls (Worker subrequests) made, retries included.
+    pub subrequests: u32,
 }
 
 /// Why a provider could not issue credentials.
@@ -177,10 +218,12 @@ pub trait RegistryProvider {
     /// `docker`, `ecr`, … (reported by `/health`).
     fn kind(&self) -> &'static str;
 
+    /// Issues credentials; records every upstream call in `trace`, success or not.
     async fn credentials(
         &self,
         request: &CredentialRequest<'_>,
-        ctx: &ProviderContext<'_>,
+        ctx: &Context<'_>,
+        trace: &mut UpstreamTrace,
     ) -> Result<RegistryCredentials, ProviderError>;
 }
 
@@ -189,18 +232,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The tagged serde form and the loader's per-key dispatch agree.
     #[test]
-    fn serde_tagged_form_matches_from_table() {
-        for table in [
-            json!({"type": "docker", "registry_url": "localhost:5000", "namespace": "rise-apps"}),
-            json!({"type": "ecr", "region": "us-east-1", "account_id": "123456789012",
-                   "push_role_arn": "arn:aws:iam::123456789012:role/push", "session_duration_seconds": 900}),
-        ] {
-            let via_serde: RegistryConfig = serde_json::from_value(table.clone()).unwrap();
-            assert_eq!(RegistryConfig::from_table(table).unwrap(), via_serde);
+    fn kinds_are_unique_and_dispatch_to_their_variant() {
+        for (i, k) in KINDS.iter().enumerate() {
+            assert!(KINDS[..i].iter().all(|o| o.kind != k.kind), "{}", k.kind);
         }
-        assert!(RegistryConfig::from_table(json!({"type": "quay"})).is_err());
-        assert!(serde_json::from_value::<RegistryConfig>(json!({"type": "quay"})).is_err());
+        let docker = RegistryConfig::from_table(
+            json!({"type": "docker", "registry_url": "localhost:5000", "namespace": "rise-apps"}),
+        )
+        .unwrap();
+        assert_eq!(docker.kind(), "docker");
+        assert_eq!(create_registry_provider(&docker).kind(), "docker");
+        let ecr = RegistryConfig::from_table(json!({"type": "ecr", "region": "us-east-1",
+            "account_id": "123456789012", "push_role_arn": "arn:aws:iam::123456789012:role/push"}))
+        .unwrap();
+        assert_eq!(
+            (ecr.kind(), create_registry_provider(&ecr).kind()),
+            ("ecr", "ecr")
+        );
+        let err = RegistryConfig::from_table(json!({"type": "quay"})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config key `registry.type` must be one of `docker`, `ecr`"
+        );
     }
 }

@@ -6,8 +6,7 @@ use async_trait::async_trait;
 use futures_util::future::{select, Either};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
-use crate::aws::retry::Sleeper;
-use crate::http::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
+use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
 pub struct WorkerFetch;
 

@@ -12,9 +12,12 @@ use js_sys::{Object, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_log, event, Context, Date, Env, Request, Response, Result};
 
-use crate::api::{respond, Broker, RequestEnv};
-use crate::config::{self, ConfigError};
+use crate::api::respond;
+use crate::broker::Broker;
+use crate::config;
+use crate::error::ConfigError;
 use crate::http::{ApiRequest, ApiResponse};
+use crate::runtime::Context as RequestContext;
 use crate::secrets::{SecretString, Secrets};
 
 thread_local! {
@@ -97,15 +100,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     let secrets = EnvSecrets(&env);
     let http = fetch::WorkerFetch;
-    let request_env = RequestEnv {
+    let ctx = RequestContext {
         now_ms,
         http: &http,
         secrets: &secrets,
         sleeper: &fetch::WorkerSleeper,
     };
-    let outcome = respond(broker.as_ref().as_ref(), &request, &request_env).await;
-    if let Some(audit) = outcome.audit {
-        console_log!("{}", audit);
+    let outcome = respond(broker.as_ref().as_ref(), &request, &ctx).await;
+    if let Some(line) = outcome.audit_line() {
+        console_log!("{}", line);
     }
     into_response(outcome.response)
 }

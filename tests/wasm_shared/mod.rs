@@ -6,13 +6,16 @@
 use async_trait::async_trait;
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header};
-use rise_registry_broker::api::{respond, Broker, RequestEnv};
+use rise_registry_broker::api::respond;
 use rise_registry_broker::auth::{AuthError, Verifier};
-use rise_registry_broker::config::{self, ConfigError};
-use rise_registry_broker::http::{
-    ApiRequest, HttpClient, OutboundRequest, OutboundResponse, TransportError,
-};
+use rise_registry_broker::broker::Broker;
+use rise_registry_broker::config;
+use rise_registry_broker::error::ConfigError;
+use rise_registry_broker::http::ApiRequest;
 use rise_registry_broker::registry::RegistryConfig;
+use rise_registry_broker::runtime::{
+    Context, HttpClient, OutboundRequest, OutboundResponse, TransportError,
+};
 use rise_registry_broker::secrets::MapSecrets;
 use serde_json::{json, Value};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -24,7 +27,7 @@ const CORPUS: &str = include_str!("../fixtures/jwt/corpus.json");
 struct NoSleep;
 
 #[async_trait(?Send)]
-impl rise_registry_broker::aws::retry::Sleeper for NoSleep {
+impl rise_registry_broker::runtime::Sleeper for NoSleep {
     async fn sleep(&self, _ms: u64) {}
 }
 
@@ -109,7 +112,7 @@ async fn request_to_response() {
     let config = config::load_embedded(None, []).unwrap();
     let broker = Broker::new(config, &secrets()).unwrap();
     let secrets = secrets();
-    let env = RequestEnv {
+    let env = Context {
         now_ms: NOW_MS,
         http: &NoUpstream,
         secrets: &secrets,

@@ -1,9 +1,7 @@
 //! Remote key sets: JWKS URL and OIDC discovery through the HttpClient seam, with a fake
 //! upstream and a frozen clock: caching, rotation, and the refetch rate limit.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ed25519_dalek::SigningKey;
 use jwt_compact::alg::Ed25519;
 use jwt_compact::{AlgorithmExt, Claims, Header};

@@ -1,17 +1,21 @@
 //! The official SigV4 suites through `aws::sigv4::sign`, the function that signs the
 //! broker's STS and ECR requests. Each case's request is parsed into the broker's own
-//! `OutboundRequest`, signed, and its `Authorization` header compared with the suite's.
-//! Cases that cannot apply to a signer with the broker's settings are listed by name
-//! with the reason, so nothing is skipped silently.
+//! `OutboundRequest`, signed, and compared with the suite's own files stage by stage:
+//! canonical request, string to sign, signature (`Authorization`), so a failure names
+//! the first stage that differs. Cases that cannot apply to a signer with the broker's
+//! settings are listed by name with the reason, so nothing is skipped silently.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use rise_registry_broker::aws::sigv4::sign;
 use rise_registry_broker::aws::AwsCredentials;
-use rise_registry_broker::http::OutboundRequest;
+use rise_registry_broker::runtime::OutboundRequest;
 use rise_registry_broker::secrets::SecretString;
 use serde_json::Value;
+
+use crate::common::sigv4_trace::{canonical_request_of, redact_token};
 
 const AKID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -84,6 +88,53 @@ fn credentials(token: Option<&str>) -> AwsCredentials {
     }
 }
 
+/// The suite's expected stages for one case.
+struct Expected {
+    canonical_request: String,
+    string_to_sign: String,
+    authorization: String,
+}
+
+/// Signs `request` with the broker's signer and compares each stage with `expected`.
+fn check_stages(
+    name: &str,
+    mut request: OutboundRequest,
+    credentials: &AwsCredentials,
+    region: &str,
+    service: &str,
+    expected: &Expected,
+) {
+    let (result, creq) =
+        canonical_request_of(|| sign(&mut request, credentials, region, service, TIME_MS));
+    result.unwrap();
+    assert_eq!(
+        creq,
+        redact_token(expected.canonical_request.trim_end()),
+        "case {name}: canonical request"
+    );
+    // aws-sigv4 does not expose its string to sign on this path: the suite's one, HMAC'd
+    // with the signing key, must give our signature exactly when the two are equal.
+    let ours = authorization(&request);
+    let signature = ours.rsplit("Signature=").next().unwrap();
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(TIME_MS);
+    let key = generate_signing_key(
+        credentials.secret_access_key.expose(),
+        time,
+        region,
+        service,
+    );
+    assert_eq!(
+        calculate_signature(key, expected.string_to_sign.trim_end().as_bytes()),
+        signature,
+        "case {name}: string to sign"
+    );
+    assert_eq!(
+        ours,
+        expected.authorization.trim(),
+        "case {name}: signature"
+    );
+}
+
 fn authorization(request: &OutboundRequest) -> &str {
     &request
         .headers
@@ -120,22 +171,26 @@ fn classic_aws4_testsuite() {
             not_applicable.push(name.to_owned()); // token added unsigned; the broker signs it
             continue;
         }
-        let Some(mut request) = parse_request(&read("req")) else {
+        let Some(request) = parse_request(&read("req")) else {
             not_applicable.push(name.to_owned()); // raw space/UTF-8 in the path
             continue;
         };
         let token = read("creq")
             .lines()
             .find_map(|l| l.strip_prefix("x-amz-security-token:").map(str::to_owned));
-        sign(
-            &mut request,
+        let expected = Expected {
+            canonical_request: read("creq"),
+            string_to_sign: read("sts"),
+            authorization: read("authz"),
+        };
+        check_stages(
+            name,
+            request,
             &credentials(token.as_deref()),
             "us-east-1",
             "service",
-            TIME_MS,
-        )
-        .unwrap();
-        assert_eq!(authorization(&request), read("authz").trim(), "case {name}");
+            &expected,
+        );
         passed.push(name.to_owned());
     }
     not_applicable.sort();
@@ -180,8 +235,7 @@ fn crt_signing_suite_v4() {
             not_applicable.push(name.clone());
             continue;
         }
-        let Some(mut request) =
-            parse_request(&fs::read_to_string(dir.join("request.txt")).unwrap())
+        let Some(request) = parse_request(&fs::read_to_string(dir.join("request.txt")).unwrap())
         else {
             not_applicable.push(name.clone());
             continue;
@@ -195,13 +249,18 @@ fn crt_signing_suite_v4() {
         };
         let region = context["region"].as_str().unwrap();
         let service = context["service"].as_str().unwrap();
-        sign(&mut request, &credentials, region, service, TIME_MS).unwrap();
-        let signed = fs::read_to_string(dir.join("header-signed-request.txt")).unwrap();
-        let expected = signed
-            .lines()
-            .find_map(|l| l.strip_prefix("Authorization:"))
-            .unwrap();
-        assert_eq!(authorization(&request), expected.trim(), "case {name}");
+        let read = |file: &str| fs::read_to_string(dir.join(file)).unwrap();
+        let signed = read("header-signed-request.txt");
+        let expected = Expected {
+            canonical_request: read("header-canonical-request.txt"),
+            string_to_sign: read("header-string-to-sign.txt"),
+            authorization: signed
+                .lines()
+                .find_map(|l| l.strip_prefix("Authorization:"))
+                .unwrap()
+                .to_owned(),
+        };
+        check_stages(name, request, &credentials, region, service, &expected);
         passed.push(name.clone());
     }
     assert_eq!(

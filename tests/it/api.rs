@@ -1,11 +1,10 @@
 //! The HTTP contract (DESIGN.md "HTTP API") on the docker provider, natively.
 
-mod common;
-
-use common::*;
-use rise_registry_broker::api::{respond, RequestEnv};
-use rise_registry_broker::config::ConfigError;
+use crate::common::*;
+use rise_registry_broker::api::respond;
+use rise_registry_broker::error::ConfigError;
 use rise_registry_broker::http::ApiRequest;
+use rise_registry_broker::runtime::Context;
 use serde_json::json;
 
 fn assert_json_error(outcome: &rise_registry_broker::api::Outcome, status: u16, code: &str) {
@@ -53,7 +52,7 @@ fn docker_credentials_exactly_as_designed() {
         0,
         "docker provider makes no upstream call"
     );
-    let audit = outcome.audit.expect("audit line");
+    let audit = audit(&outcome);
     assert_eq!(audit["outcome"], "issued");
     assert_eq!(audit["sub"], "alice@example.com");
     assert_eq!(audit["project"], "my-app");
@@ -169,7 +168,7 @@ fn token_errors_are_401_with_challenge() {
             let token = a.trim_start_matches("Bearer ").trim_start_matches("Basic ");
             if token.len() > 8 {
                 assert!(!outcome.response.body.contains(token));
-                assert!(!outcome.audit.as_ref().unwrap().to_string().contains(token));
+                assert!(!audit(&outcome).to_string().contains(token));
             }
         }
     }
@@ -205,7 +204,7 @@ fn forbidden_looks_the_same_for_known_and_unknown_projects() {
     );
     assert_json_error(&a, 403, "forbidden");
     assert_eq!(a.response.body, b.response.body);
-    assert_eq!(a.audit.unwrap()["outcome"], "refused");
+    assert_eq!(audit(&a)["outcome"], "refused");
 }
 
 #[test]
@@ -248,7 +247,7 @@ fn misconfigured_broker_answers_500_naming_the_key_only() {
     let secrets = secrets();
     let http = FakeHttp::new();
     let sleeper = RecordingSleeper::default();
-    let env = RequestEnv {
+    let env = Context {
         now_ms: NOW_MS,
         http: &http,
         secrets: &secrets,
@@ -269,4 +268,27 @@ fn misconfigured_broker_answers_500_naming_the_key_only() {
         &env,
     ));
     assert_json_error(&outcome, 400, "invalid_project");
+}
+
+/// docs/api.md's error table is the code's one list of error codes, row for row.
+#[test]
+fn docs_error_table_lists_exactly_the_codes() {
+    use rise_registry_broker::error::ErrorCode;
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
+    let section = doc.split("\n## Errors").nth(1).expect("an Errors section");
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<(u16, String)> = section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let status = cells.get(1)?.parse().ok()?;
+            Some((status, cells.get(2)?.trim_matches('`').to_owned()))
+        })
+        .collect();
+    let codes: Vec<(u16, String)> = ErrorCode::ALL
+        .iter()
+        .map(|c| (c.status(), c.as_str().to_owned()))
+        .collect();
+    assert_eq!(rows, codes);
 }

@@ -1,9 +1,7 @@
 //! Authorization tables: (a) projects claim, (b) admins, (c) service-account rules.
 
-mod common;
-
-use common::*;
-use rise_registry_broker::api::Broker;
+use crate::common::*;
+use rise_registry_broker::broker::Broker;
 use rise_registry_broker::config;
 use serde_json::{json, Value};
 

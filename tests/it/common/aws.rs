@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
-use rise_registry_broker::api::Broker;
+use rise_registry_broker::broker::Broker;
 use rise_registry_broker::config;
-use rise_registry_broker::http::{OutboundResponse, TransportError};
+use rise_registry_broker::runtime::{OutboundResponse, TransportError};
 use rise_registry_broker::secrets::MapSecrets;
 use serde_json::json;
 

@@ -1,9 +1,8 @@
 //! Config layering (DESIGN.md "Config"): every precedence pair, and errors that name keys.
 
-mod common;
-
-use rise_registry_broker::api::Broker;
-use rise_registry_broker::config::{self, ConfigError};
+use rise_registry_broker::broker::Broker;
+use rise_registry_broker::config;
+use rise_registry_broker::error::ConfigError;
 use rise_registry_broker::registry::RegistryConfig;
 use rise_registry_broker::secrets::MapSecrets;
 
@@ -329,5 +328,5 @@ fn hs256_secret_is_checked_at_start_up() {
     assert!(!err.to_string().contains("YWFh"));
     let not_b64 = MapSecrets::default().with("RISE_JWT_SECRET", "not base64 at all!!");
     assert!(Broker::new(config.clone(), &not_b64).is_err());
-    assert!(Broker::new(config, &common::secrets()).is_ok());
+    assert!(Broker::new(config, &crate::common::secrets()).is_ok());
 }

@@ -2,13 +2,12 @@
 //! frozen clock: hits, the refresh point, never serving a nearly expired credential,
 //! shared concurrent misses, errors not cached, the size bound, and the token cache.
 
-mod common;
-
-use common::aws::*;
-use common::*;
+use crate::common::aws::*;
+use crate::common::*;
 use futures::future::join_all;
-use rise_registry_broker::api::{respond, Broker, Outcome, RequestEnv};
-use rise_registry_broker::http::TransportError;
+use rise_registry_broker::api::{respond, Outcome};
+use rise_registry_broker::broker::Broker;
+use rise_registry_broker::runtime::{Context, TransportError};
 use serde_json::Value;
 
 const S: u64 = 1000;
@@ -27,11 +26,7 @@ fn request_at(b: &Broker, http: &FakeHttp, project: &str, now_ms: u64) -> (u16, 
         &RecordingSleeper::default(),
         now_ms,
     );
-    (
-        outcome.response.status,
-        body(&outcome),
-        outcome.audit.unwrap(),
-    )
+    (outcome.response.status, body(&outcome), audit(&outcome))
 }
 
 /// `n` requests for `my-app` started together; the fake upstream pends once per call so
@@ -41,7 +36,7 @@ fn concurrently(b: &Broker, http: &FakeHttp, n: usize) -> Vec<Outcome> {
     let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
     let req = get("/registry/credentials?project=my-app", Some(&t));
     let (secrets, sleeper) = (aws_secrets(), RecordingSleeper::default());
-    let env = RequestEnv {
+    let env = Context {
         now_ms: NOW_MS,
         http,
         secrets: &secrets,
@@ -136,16 +131,16 @@ fn concurrent_misses_share_one_issuance() {
     assert!(bodies.iter().all(|b| b == &bodies[0]) && outcomes[0].response.status == 200);
     let misses = outcomes
         .iter()
-        .filter(|o| o.audit.as_ref().unwrap()["cache"] == "miss")
+        .filter(|o| audit(o)["cache"] == "miss")
         .count();
     let shared = outcomes
         .iter()
-        .filter(|o| o.audit.as_ref().unwrap()["shared"] == true)
+        .filter(|o| audit(o)["shared"] == true)
         .count();
     assert_eq!((misses, shared), (1, 99));
     let subrequests: u64 = outcomes
         .iter()
-        .map(|o| o.audit.as_ref().unwrap()["subrequests"].as_u64().unwrap())
+        .map(|o| audit(o)["subrequests"].as_u64().unwrap())
         .sum();
     assert_eq!(
         subrequests, 2,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod sigv4_trace;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -9,11 +10,12 @@ use std::collections::{HashMap, VecDeque};
 use async_trait::async_trait;
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header};
-use rise_registry_broker::api::{respond, Broker, Outcome, RequestEnv};
-use rise_registry_broker::aws::retry::Sleeper;
+use rise_registry_broker::api::{respond, Outcome};
+use rise_registry_broker::broker::Broker;
 use rise_registry_broker::config;
-use rise_registry_broker::http::{
-    ApiRequest, HttpClient, OutboundRequest, OutboundResponse, TransportError,
+use rise_registry_broker::http::ApiRequest;
+use rise_registry_broker::runtime::{
+    Context, HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError,
 };
 use rise_registry_broker::secrets::MapSecrets;
 use serde_json::{json, Value};
@@ -206,13 +208,21 @@ pub fn run_with(
     sleeper: &RecordingSleeper,
     now_ms: u64,
 ) -> Outcome {
-    let env = RequestEnv {
+    let ctx = Context {
         now_ms,
         http,
         secrets,
         sleeper,
     };
-    block_on(respond(Ok(broker), request, &env))
+    block_on(respond(Ok(broker), request, &ctx))
+}
+
+/// The audit line exactly as the shell logs it, parsed (`Null` when there is none).
+pub fn audit(outcome: &Outcome) -> Value {
+    outcome
+        .audit_line()
+        .map(|line| serde_json::from_str(&line).expect("audit line is JSON"))
+        .unwrap_or(Value::Null)
 }
 
 pub fn body(outcome: &Outcome) -> Value {

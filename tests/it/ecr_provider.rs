@@ -1,12 +1,10 @@
 //! The ECR provider against a scripted fake STS/ECR with a frozen clock: request shapes,
 //! expires_in arithmetic, chaining and its cache, retries and the error mapping.
 
-mod common;
-
-use common::aws::*;
-use common::*;
-use rise_registry_broker::api::Broker;
-use rise_registry_broker::http::{OutboundRequest, TransportError};
+use crate::common::aws::*;
+use crate::common::*;
+use rise_registry_broker::broker::Broker;
+use rise_registry_broker::runtime::{OutboundRequest, TransportError};
 use serde_json::{json, Value};
 
 fn issue(b: &Broker, http: &FakeHttp, query: &str) -> (u16, Value, Value, Vec<u64>) {
@@ -20,7 +18,7 @@ fn issue(b: &Broker, http: &FakeHttp, query: &str) -> (u16, Value, Value, Vec<u6
         &sleeper,
         NOW_MS,
     );
-    let audit = outcome.audit.clone().unwrap_or(Value::Null);
+    let audit = audit(&outcome);
     let all_text = format!("{} {}", outcome.response.body, audit);
     for secret in [BASE_SECRET, SESSION_SECRET, SESSION_TOKEN, BASE_AKID] {
         assert!(!all_text.contains(secret), "leaked {secret}: {all_text}");
@@ -366,7 +364,7 @@ fn error_mapping() {
         if status == 503 {
             assert_eq!(outcome.response.header("retry-after"), Some("5"));
         }
-        let audit = outcome.audit.unwrap().to_string();
+        let audit = audit(&outcome).to_string();
         assert!(
             !audit.contains(BASE_AKID) && !audit.contains("is bad"),
             "{audit}"

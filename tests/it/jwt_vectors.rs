@@ -7,9 +7,7 @@
 //!   algorithm and every attack, with expected verdicts. The test command re-mints a fresh
 //!   corpus each run and points `JWT_CORPUS` at it; otherwise the committed one is used.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rise_registry_broker::auth::jwks::{KeySet, VerifyingKey};
 use rise_registry_broker::auth::{AuthError, Verifier};
 use rise_registry_broker::config;

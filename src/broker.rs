@@ -1,0 +1,178 @@
+//! Issuance: the configured broker (built once per isolate) and how a credential is
+//! obtained for an authorized request — cache lookup, single-flight, refresh before
+//! expiry and the stale fallback. `crate::api` decides *whether* to issue; this module
+//! decides *how*.
+
+use std::hash::{Hash, Hasher};
+
+use crate::audit::CacheStatus;
+use crate::auth::Verifier;
+use crate::cache::{CacheKey, CredentialCache, Lookup};
+use crate::config::Config;
+use crate::error::ConfigError;
+use crate::registry::{
+    create_registry_provider, CredentialRequest, ProviderError, RegistryCredentials,
+    RegistryProvider, UpstreamTrace,
+};
+use crate::runtime::Context;
+use crate::secrets::Secrets;
+use crate::singleflight::SingleFlight;
+
+/// How often a request waiting on another's issuance checks for the result.
+const FOLLOWER_POLL_MS: u64 = 5;
+
+/// The configured broker: built once per isolate.
+pub struct Broker {
+    config: Config,
+    verifier: Verifier,
+    provider: Box<dyn RegistryProvider>,
+    cache: CredentialCache,
+    /// Concurrent misses on one key share one issuance.
+    flight: SingleFlight<CacheKey, Result<RegistryCredentials, ProviderError>>,
+    /// Fingerprint of the provider settings, part of every cache key.
+    provider_fingerprint: u64,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("provider", &self.provider.kind())
+            .finish()
+    }
+}
+
+/// One issuance's result, with what it cost beside it (for the audit line).
+#[derive(Debug)]
+pub struct Issued {
+    pub result: Result<RegistryCredentials, ProviderError>,
+    pub cache: CacheStatus,
+    /// Served from another request's in-flight issuance.
+    pub shared: bool,
+    /// The upstream calls *this* request made (empty on a hit or when shared).
+    pub trace: UpstreamTrace,
+    /// Why the refresh failed when a stale credential was served.
+    pub refresh_error: Option<String>,
+}
+
+impl Broker {
+    /// Builds the verifier and provider; secrets named by the config are read here.
+    pub fn new(config: Config, secrets: &dyn Secrets) -> Result<Self, ConfigError> {
+        let token_entries = if config.cache.enabled {
+            config.cache.token_entries as usize
+        } else {
+            0
+        };
+        let verifier =
+            Verifier::from_config(&config.auth, secrets)?.with_token_cache(token_entries);
+        let provider = create_registry_provider(&config.registry);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", config.registry).hash(&mut hasher);
+        Ok(Broker {
+            cache: CredentialCache::new(config.cache.clone()),
+            flight: SingleFlight::new(),
+            provider_fingerprint: hasher.finish(),
+            config,
+            verifier,
+            provider,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The provider kind (`docker`, `ecr`, …).
+    pub fn provider_kind(&self) -> &'static str {
+        self.provider.kind()
+    }
+
+    /// Credentials currently cached (for tests and the benchmark).
+    pub fn cached_credentials(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Issues for an authorized request. A hit makes no upstream call; concurrent misses
+    /// on one key share one issuance (single-flight); a credential past its refresh point
+    /// is refetched and served only if that fails. Failures are never cached.
+    pub async fn issue(&self, request: &CredentialRequest<'_>, ctx: &Context<'_>) -> Issued {
+        let mut trace = UpstreamTrace::default();
+        if !self.config.cache.enabled {
+            let result = self.provider.credentials(request, ctx, &mut trace).await;
+            return issued(result, CacheStatus::Off, false, trace);
+        }
+        let key = CacheKey {
+            provider: self.provider_fingerprint,
+            project: request.project.to_string(),
+            access: request.access,
+        };
+        let stale = match self.cache.get(&key, ctx.now_ms) {
+            Lookup::Hit(credentials) => {
+                return issued(Ok(credentials), CacheStatus::Hit, false, trace)
+            }
+            Lookup::Refresh(credentials) => Some(credentials),
+            Lookup::Miss => None,
+        };
+        let mut led = false;
+        let poll = Some((ctx.sleeper, FOLLOWER_POLL_MS));
+        let leader_trace = &mut trace;
+        let shared = self
+            .flight
+            .run_polling(key.clone(), poll, || {
+                led = true;
+                self.fill(&key, request, ctx, leader_trace)
+            })
+            .await;
+        let (result, status, shared) = match shared {
+            Ok(result) if led => (result, CacheStatus::Miss, false),
+            Ok(result) => (result, CacheStatus::Hit, true),
+            // The leader went away mid-flight (its client left): issue here instead.
+            Err(_) => (
+                self.fill(&key, request, ctx, &mut trace).await,
+                CacheStatus::Miss,
+                false,
+            ),
+        };
+        match (result, stale) {
+            (Err(error), Some(stale)) => {
+                let mut out = issued(Ok(stale), CacheStatus::Stale, false, trace);
+                out.refresh_error = Some(error.to_string());
+                out
+            }
+            (result, _) => issued(result, status, shared, trace),
+        }
+    }
+
+    /// Calls the provider and caches a success.
+    async fn fill(
+        &self,
+        key: &CacheKey,
+        request: &CredentialRequest<'_>,
+        ctx: &Context<'_>,
+        trace: &mut UpstreamTrace,
+    ) -> Result<RegistryCredentials, ProviderError> {
+        let result = self.provider.credentials(request, ctx, trace).await;
+        if let Ok(credentials) = &result {
+            self.cache.insert(key.clone(), credentials, ctx.now_ms);
+        }
+        result
+    }
+}
+
+fn issued(
+    result: Result<RegistryCredentials, ProviderError>,
+    cache: CacheStatus,
+    shared: bool,
+    trace: UpstreamTrace,
+) -> Issued {
+    Issued {
+        result,
+        cache,
+        shared,
+        trace,
+        refresh_error: None,
+    }
+}

@@ -1,0 +1,15 @@
+//! The native integration tests, as one binary (the crypto crates link once).
+//! `common` holds the fakes and helpers every module shares.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+mod api;
+mod authz;
+mod botocore_reference;
+mod cache;
+mod config_layers;
+mod ecr_provider;
+mod jwks_remote;
+mod jwt_vectors;
+mod sigv4_suites;
