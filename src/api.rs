@@ -3,7 +3,9 @@
 //! `GET /registry/credentials?project=P[&access=push|pull]`:
 //! query (400) → config health (500) → bearer token (401) → authorization (403) →
 //! issuance through [`crate::broker`] (2xx / 5xx). `GET /health` reports status,
-//! provider and version. Each credential request yields one [`AuditLine`], assembled
+//! provider and version. With `[oidc]`, `GET /.well-known/openid-configuration` and
+//! `GET /.well-known/jwks.json` publish the broker's issuer metadata and public keys
+//! (without it they do not exist: 404). Each credential request yields one [`AuditLine`], assembled
 //! here and nowhere else.
 
 use serde_json::json;
@@ -13,6 +15,7 @@ use crate::auth::{authorize, AuthError};
 use crate::broker::Broker;
 use crate::error::{ConfigError, PublicError, PublicFailure, RequestError};
 use crate::http::{ApiRequest, ApiResponse};
+use crate::oidc::{self, TokenIssuer};
 use crate::project::{Access, ProjectName};
 use crate::registry::{CredentialRequest, ProviderError};
 use crate::runtime::Context;
@@ -57,7 +60,17 @@ impl PublicError for Refusal {
 }
 
 /// The `Allow` value of each route.
-const ROUTES: &[(&str, &str)] = &[("/health", "GET"), ("/registry/credentials", "GET")];
+const ROUTES: &[(&str, &str)] = &[
+    ("/health", "GET"),
+    ("/registry/credentials", "GET"),
+    (oidc::DISCOVERY_PATH, "GET"),
+    (oidc::JWKS_PATH, "GET"),
+];
+
+/// How long relying parties may keep the discovery document and key set. Short: a
+/// rotation publishes the next key well before it signs, so this only bounds how long a
+/// removed key stays trusted by a cache in between.
+const OIDC_CACHE_CONTROL: &str = "public, max-age=300";
 
 /// Handles one request. `broker` is the start-up result: an error answers every known
 /// route with 500 `misconfigured` (naming the key), never a half-configured service.
@@ -75,11 +88,11 @@ pub async fn respond(
         }));
     }
     match *path {
-        "/health" => plain(match broker {
-            Ok(b) => health(b),
+        "/registry/credentials" => credentials(broker, request, ctx).await,
+        _ => plain(match broker {
+            Ok(b) => static_route(b, path),
             Err(e) => ApiResponse::error(e),
         }),
-        _ => credentials(broker, request, ctx).await,
     }
 }
 
@@ -90,15 +103,28 @@ fn plain(response: ApiResponse) -> Outcome {
     }
 }
 
-fn health(broker: &Broker) -> ApiResponse {
-    ApiResponse::json(
-        200,
-        &json!({
-            "status": "ok",
-            "provider": broker.provider_kind(),
-            "version": env!("CARGO_PKG_VERSION"),
-        }),
-    )
+/// The routes that need no caller: health and the OIDC documents.
+fn static_route(broker: &Broker, path: &str) -> ApiResponse {
+    let oidc_document = |document: fn(&TokenIssuer) -> serde_json::Value| match broker.oidc() {
+        Some(issuer) => {
+            let mut response = ApiResponse::json(200, &document(issuer));
+            response.set_header("cache-control", OIDC_CACHE_CONTROL);
+            response
+        }
+        None => ApiResponse::error(&RequestError::NotFound),
+    };
+    match path {
+        oidc::DISCOVERY_PATH => oidc_document(TokenIssuer::discovery),
+        oidc::JWKS_PATH => oidc_document(TokenIssuer::jwks),
+        _ => ApiResponse::json(
+            200,
+            &json!({
+                "status": "ok",
+                "provider": broker.provider_kind(),
+                "version": env!("CARGO_PKG_VERSION"),
+            }),
+        ),
+    }
 }
 
 /// `project` and `access` from the query; `project` must appear exactly once.

@@ -4,15 +4,17 @@
 //! decides *how*.
 
 use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 use crate::audit::CacheStatus;
 use crate::auth::Verifier;
 use crate::cache::{CacheKey, CredentialCache, Lookup};
 use crate::config::Config;
 use crate::error::ConfigError;
+use crate::oidc::TokenIssuer;
 use crate::registry::{
     create_registry_provider, CredentialRequest, ProviderError, RegistryCredentials,
-    RegistryProvider, UpstreamTrace,
+    RegistryProvider, Services, UpstreamTrace,
 };
 use crate::runtime::Context;
 use crate::secrets::Secrets;
@@ -31,6 +33,7 @@ pub struct Broker {
     flight: SingleFlight<CacheKey, Result<RegistryCredentials, ProviderError>>,
     /// Fingerprint of the provider settings, part of every cache key.
     provider_fingerprint: u64,
+    oidc: Option<Rc<TokenIssuer>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -64,7 +67,12 @@ impl Broker {
         };
         let verifier =
             Verifier::from_config(&config.auth, secrets)?.with_token_cache(token_entries);
-        let provider = create_registry_provider(&config.registry);
+        let oidc = match &config.oidc {
+            Some(oidc) => Some(Rc::new(TokenIssuer::new(oidc, secrets)?)),
+            None => None,
+        };
+        let services = Services { oidc: oidc.clone() };
+        let provider = create_registry_provider(&config.registry, &services)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         format!("{:?}", config.registry).hash(&mut hasher);
         Ok(Broker {
@@ -74,7 +82,13 @@ impl Broker {
             config,
             verifier,
             provider,
+            oidc,
         })
+    }
+
+    /// The broker's OIDC issuer, when `[oidc]` is configured.
+    pub fn oidc(&self) -> Option<&TokenIssuer> {
+        self.oidc.as_deref()
     }
 
     pub fn config(&self) -> &Config {

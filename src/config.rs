@@ -19,6 +19,7 @@ use crate::auth::AuthConfig;
 use crate::cache::CacheConfig;
 use crate::config_support::deserialize_at;
 use crate::error::ConfigError;
+use crate::oidc::OidcConfig;
 use crate::registry::RegistryConfig;
 
 mod embedded {
@@ -34,6 +35,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub auth: AuthConfig,
     pub cache: CacheConfig,
+    /// The broker's own OIDC issuer; optional.
+    pub oidc: Option<OidcConfig>,
 }
 
 /// Loads the embedded layers plus `vars` (all worker vars; only `RISE_*__*` ones are used).
@@ -178,6 +181,8 @@ struct RawConfig {
     auth: AuthConfig,
     #[serde(default)]
     cache: CacheConfig,
+    #[serde(default)]
+    oidc: Option<OidcConfig>,
 }
 
 /// Turns a merged tree into a validated [`Config`].
@@ -188,8 +193,12 @@ pub fn from_value(value: Value) -> Result<Config, ConfigError> {
         registry,
         auth: raw.auth,
         cache: raw.cache,
+        oidc: raw.oidc,
     };
     config.auth.validate()?;
     config.cache.validate()?;
+    if let Some(oidc) = &config.oidc {
+        oidc.validate()?;
+    }
     Ok(config)
 }

@@ -79,6 +79,12 @@ impl ApiResponse {
         response
     }
 
+    /// Replaces a header's value (or adds it).
+    pub fn set_header(&mut self, name: &'static str, value: &str) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name, value.to_owned()));
+    }
+
     /// First value of a header (names are stored lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -35,10 +35,12 @@ pub mod config;
 pub mod config_support;
 pub mod error;
 pub mod http;
+pub mod oidc;
 pub mod project;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;
+pub mod signer;
 pub mod singleflight;
 
 #[cfg(all(target_arch = "wasm32", feature = "shell"))]

@@ -41,6 +41,8 @@ pub enum Step {
     StsChain,
     /// AssumeRole on `push_role_arn` with the session policy.
     StsAssumeRole,
+    /// AssumeRoleWithWebIdentity on `push_role_arn` with a broker-minted token.
+    StsAssumeRoleWithWebIdentity,
     /// ECR GetAuthorizationToken with the scoped session.
     EcrGetAuthorizationToken,
 }
@@ -50,6 +52,7 @@ impl Step {
         match self {
             Step::StsChain => "sts:AssumeRole (role_arn)",
             Step::StsAssumeRole => "sts:AssumeRole (push_role_arn)",
+            Step::StsAssumeRoleWithWebIdentity => "sts:AssumeRoleWithWebIdentity (push_role_arn)",
             Step::EcrGetAuthorizationToken => "ecr:GetAuthorizationToken",
         }
     }
@@ -109,6 +112,11 @@ impl fmt::Display for UpstreamError {
         Ok(())
     }
 }
+
+/// The claim of a web identity token that AWS STS `AssumeRoleWithWebIdentity` turns into
+/// the session's `SourceIdentity` (IAM User Guide, "Monitor and control actions taken with
+/// assumed roles": `"https://aws.amazon.com/source_identity"` in the OIDC token).
+pub const SOURCE_IDENTITY_CLAIM: &str = "https://aws.amazon.com/source_identity";
 
 /// Seconds a throttled caller is told to wait.
 pub const RETRY_AFTER_SECONDS: u32 = 5;

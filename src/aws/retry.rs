@@ -1,8 +1,11 @@
 //! Bounded retries with full-jitter exponential backoff, for one AWS call.
 //!
-//! Retried: HTTP 5xx, HTTP 400/429 whose error code is a throttling code, timeouts and
-//! network failures. Never retried: any other 4xx (AccessDenied, InvalidClientTokenId,
-//! MalformedPolicyDocument, PackedPolicyTooLarge, RegionDisabledException, …). Each
+//! Retried: HTTP 5xx, HTTP 400/429 whose error code is a throttling code, timeouts,
+//! network failures, and `IDPCommunicationError` (STS could not reach the token's issuer;
+//! the STS API reference calls it often transient and says to retry a limited number of
+//! times). Never retried: any other 4xx (AccessDenied, InvalidClientTokenId,
+//! InvalidIdentityToken, IDPRejectedClaim, ExpiredTokenException, MalformedPolicyDocument,
+//! PackedPolicyTooLarge, RegionDisabledException, …). Each
 //! attempt is a Worker subrequest, so the attempt cap is small and configurable. Every
 //! attempt is signed anew with the current time.
 
@@ -60,7 +63,13 @@ const DENIED_CODES: &[&str] = &[
     "ExpiredToken",
     "ExpiredTokenException",
     "RegionDisabledException",
+    // AssumeRoleWithWebIdentity: the token or its issuer was not accepted.
+    "InvalidIdentityToken",
+    "IDPRejectedClaim",
 ];
+
+/// Non-throttling codes worth another attempt.
+const TRANSIENT_CODES: &[&str] = &["IDPCommunicationError"];
 
 /// An error response, reduced to (code, request id) by the protocol's parser.
 pub type ErrorParser = fn(&OutboundResponse) -> (Option<String>, Option<String>);
@@ -121,9 +130,12 @@ fn classify(call: &Call<'_>, response: &OutboundResponse) -> (UpstreamError, boo
             .as_deref()
             .is_some_and(|c| THROTTLING_CODES.contains(&c));
     let denied = code.as_deref().is_some_and(|c| DENIED_CODES.contains(&c));
+    let transient = code
+        .as_deref()
+        .is_some_and(|c| TRANSIENT_CODES.contains(&c));
     let (kind, retryable) = if throttled || response.status == 429 {
         (UpstreamKind::Throttled, true)
-    } else if response.status >= 500 {
+    } else if response.status >= 500 || transient {
         (UpstreamKind::Error, true)
     } else if denied || matches!(response.status, 401 | 403) {
         (UpstreamKind::Denied, false)

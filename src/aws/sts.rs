@@ -42,16 +42,53 @@ impl AssumeRoleRequest {
         if let Some(source_identity) = &self.source_identity {
             params.push(("SourceIdentity", source_identity));
         }
-        OutboundRequest {
-            method: "POST",
-            url: endpoint.to_owned(),
-            headers: vec![(
-                "content-type".into(),
-                "application/x-www-form-urlencoded; charset=utf-8".into(),
-            )],
-            body: aws_form_encode(&params).into_bytes(),
-            timeout_ms,
+        form_post(endpoint, &params, timeout_ms)
+    }
+}
+
+/// One AssumeRoleWithWebIdentity call's parameters. The call is not signed: the token is
+/// the credential (STS API reference, "AssumeRoleWithWebIdentity": "you do not need to
+/// use AWS security credentials"). `SourceIdentity` is not a parameter here; AWS takes it
+/// from the token's `https://aws.amazon.com/source_identity` claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRoleWithWebIdentityRequest {
+    pub role_arn: String,
+    pub role_session_name: String,
+    pub web_identity_token: SecretString,
+    pub duration_seconds: u64,
+    /// Inline session policy JSON (already size-checked).
+    pub policy: Option<String>,
+}
+
+impl AssumeRoleWithWebIdentityRequest {
+    /// The `POST` with a form-encoded body, parameters in a fixed order.
+    pub fn to_outbound(&self, endpoint: &str, timeout_ms: u64) -> OutboundRequest {
+        let duration = self.duration_seconds.to_string();
+        let mut params = vec![
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", STS_API_VERSION),
+            ("RoleArn", self.role_arn.as_str()),
+            ("RoleSessionName", self.role_session_name.as_str()),
+            ("WebIdentityToken", self.web_identity_token.expose()),
+            ("DurationSeconds", duration.as_str()),
+        ];
+        if let Some(policy) = &self.policy {
+            params.push(("Policy", policy));
         }
+        form_post(endpoint, &params, timeout_ms)
+    }
+}
+
+fn form_post(endpoint: &str, params: &[(&str, &str)], timeout_ms: u64) -> OutboundRequest {
+    OutboundRequest {
+        method: "POST",
+        url: endpoint.to_owned(),
+        headers: vec![(
+            "content-type".into(),
+            "application/x-www-form-urlencoded; charset=utf-8".into(),
+        )],
+        body: aws_form_encode(params).into_bytes(),
+        timeout_ms,
     }
 }
 
@@ -93,7 +130,8 @@ pub struct AssumedRole {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub &'static str);
 
-/// Parses `<AssumeRoleResponse>` (entities are unescaped by the XML parser).
+/// Parses `<AssumeRoleResponse>` and `<AssumeRoleWithWebIdentityResponse>` (both carry
+/// `Credentials` and `AssumedRoleUser`; entities are unescaped by the XML parser).
 pub fn parse_assume_role_response(body: &str) -> Result<AssumedRole, ParseError> {
     let doc = roxmltree::Document::parse(body).map_err(|_| ParseError("not XML"))?;
     let text = |name: &str| -> Option<String> {

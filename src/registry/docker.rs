@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{
     AuthMethod, CredentialRequest, ProviderConfig, ProviderError, RegistryConfig,
-    RegistryCredentials, RegistryProvider, UpstreamTrace,
+    RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
 use crate::error::ConfigError;
 use crate::project::ProjectName;
@@ -53,8 +53,8 @@ impl ProviderConfig for DockerConfig {
         Ok(())
     }
 
-    fn build(&self) -> Box<dyn RegistryProvider> {
-        Box::new(DockerProvider::new(self.clone()))
+    fn build(&self, _services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+        Ok(Box::new(DockerProvider::new(self.clone())))
     }
 }
 

@@ -1,25 +1,29 @@
 //! The ECR provider: scoped push/pull credentials via STS AssumeRole + GetAuthorizationToken.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{
     AuthMethod, CredentialRequest, ProviderConfig, ProviderError, RegistryConfig,
-    RegistryCredentials, RegistryProvider, UpstreamTrace,
+    RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
 use crate::auth::sanitize_identity;
 use crate::aws::ecr::{self as aws_ecr, EcrAuthorization};
 use crate::aws::policy::SessionPolicy;
 use crate::aws::retry::{self, Call, ErrorParser, RetryPolicy};
-use crate::aws::sts::{self, AssumeRoleRequest, AssumedRole};
-use crate::aws::{log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind};
+use crate::aws::sts::{self, AssumeRoleRequest, AssumeRoleWithWebIdentityRequest, AssumedRole};
+use crate::aws::{
+    log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind, SOURCE_IDENTITY_CLAIM,
+};
 use crate::config_support::{lenient, validate_url};
 use crate::error::ConfigError;
+use crate::oidc::{Mint, TokenIssuer, CALLER_CLAIM};
 use crate::project::{Access, ProjectName, MAX_PROJECT_LEN};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
-use crate::secrets::Secrets;
+use crate::secrets::{SecretString, Secrets};
 
 /// Bounds AWS puts on `DurationSeconds` for AssumeRole.
 pub const MIN_SESSION_SECONDS: u64 = 900;
@@ -38,6 +42,22 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_max_attempts() -> u64 {
     3
+}
+fn default_web_identity_audience() -> String {
+    "sts.amazonaws.com".into()
+}
+
+/// Where the broker's own AWS identity comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// A long-lived IAM user key in the worker secrets `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY` signs `sts:AssumeRole`.
+    #[default]
+    AccessKey,
+    /// No AWS secret at all: the broker mints an OIDC token (`[oidc]`) for each issuance
+    /// and calls `sts:AssumeRoleWithWebIdentity`, which AWS does not sign.
+    WebIdentity,
 }
 
 /// `[registry]` with `type = "ecr"`.
@@ -63,6 +83,12 @@ pub struct EcrConfig {
     pub sts_endpoint: Option<String>,
     #[serde(default)]
     pub ecr_endpoint: Option<String>,
+    /// `access_key` (default) or `web_identity`.
+    #[serde(default)]
+    pub credentials: CredentialSource,
+    /// `aud` of the minted web identity tokens: the IAM OIDC provider's client ID.
+    #[serde(default = "default_web_identity_audience")]
+    pub web_identity_audience: String,
     /// Per-attempt timeout for each AWS call.
     #[serde(default = "default_timeout_ms", deserialize_with = "lenient::u64")]
     pub timeout_ms: u64,
@@ -128,6 +154,22 @@ impl ProviderConfig for EcrConfig {
                 "must be between 100 and 60000",
             ));
         }
+        if self.credentials == CredentialSource::WebIdentity {
+            // The web identity session is already the least-privileged one; a chained hop
+            // would cap it at one hour and need an AWS key again.
+            if self.role_arn.is_some() {
+                return Err(ConfigError::key(
+                    "registry.role_arn",
+                    "cannot be combined with credentials = \"web_identity\"",
+                ));
+            }
+            if self.web_identity_audience.is_empty() {
+                return Err(ConfigError::key(
+                    "registry.web_identity_audience",
+                    "must not be empty",
+                ));
+            }
+        }
         if !(1..=5).contains(&self.max_attempts) {
             return Err(ConfigError::key(
                 "registry.max_attempts",
@@ -137,8 +179,17 @@ impl ProviderConfig for EcrConfig {
         Ok(())
     }
 
-    fn build(&self) -> Box<dyn RegistryProvider> {
-        Box::new(EcrProvider::new(self.clone()))
+    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+        let oidc = match self.credentials {
+            CredentialSource::AccessKey => None,
+            CredentialSource::WebIdentity => Some(services.oidc.clone().ok_or_else(|| {
+                ConfigError::key(
+                    "registry.credentials",
+                    "is `web_identity`, which needs the [oidc] section",
+                )
+            })?),
+        };
+        Ok(Box::new(EcrProvider::new(self.clone(), oidc)))
     }
 }
 
@@ -213,10 +264,12 @@ pub struct EcrProvider {
     ecr_endpoint: String,
     /// The `role_arn` hop, shared by all callers (it carries no caller identity).
     chained: RefCell<Option<AwsCredentials>>,
+    /// The token issuer, for `credentials = "web_identity"`.
+    oidc: Option<Rc<TokenIssuer>>,
 }
 
 impl EcrProvider {
-    pub fn new(config: EcrConfig) -> Self {
+    pub fn new(config: EcrConfig, oidc: Option<Rc<TokenIssuer>>) -> Self {
         let sts_endpoint = config
             .sts_endpoint
             .clone()
@@ -230,6 +283,7 @@ impl EcrProvider {
             sts_endpoint,
             ecr_endpoint,
             chained: RefCell::new(None),
+            oidc,
         }
     }
 
@@ -268,6 +322,15 @@ impl EcrProvider {
         Ok(outbound)
     }
 
+    /// The AssumeRoleWithWebIdentity request, exactly as sent (unsigned: the token is the
+    /// credential).
+    pub fn web_identity_outbound(
+        &self,
+        request: &AssumeRoleWithWebIdentityRequest,
+    ) -> OutboundRequest {
+        request.to_outbound(&self.sts_endpoint, self.config.timeout_ms)
+    }
+
     /// One signed AssumeRole call (with retries) and its parsed answer.
     async fn assume_role(
         &self,
@@ -277,11 +340,44 @@ impl EcrProvider {
         ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<AssumedRole, ProviderError> {
-        let call = self.call(step, ctx, sts_error);
         let build = |now_ms| {
             self.assume_role_outbound(request, with, now_ms)
                 .map_err(|_| UpstreamError::new(step, UpstreamKind::Error))
         };
+        self.sts_call(step, ctx, trace, build).await
+    }
+
+    /// Mints the web identity token for this request and exchanges it for the push session.
+    async fn assume_role_with_web_identity(
+        &self,
+        oidc: &TokenIssuer,
+        request: &CredentialRequest<'_>,
+        ctx: &Context<'_>,
+        trace: &mut UpstreamTrace,
+    ) -> Result<AssumedRole, ProviderError> {
+        let token = web_identity_token(oidc, &self.config, request, ctx.now_ms);
+        let assume = web_identity_request(
+            &self.config,
+            &request.caller.audit_identity(),
+            request.project,
+            request.access,
+            token,
+        )
+        .map_err(ProviderError::Misconfigured)?;
+        let build = |_now_ms| Ok(self.web_identity_outbound(&assume));
+        self.sts_call(Step::StsAssumeRoleWithWebIdentity, ctx, trace, build)
+            .await
+    }
+
+    /// One STS call (with retries) and its parsed `Credentials`.
+    async fn sts_call(
+        &self,
+        step: Step,
+        ctx: &Context<'_>,
+        trace: &mut UpstreamTrace,
+        build: impl Fn(u64) -> Result<OutboundRequest, UpstreamError>,
+    ) -> Result<AssumedRole, ProviderError> {
+        let call = self.call(step, ctx, sts_error);
         let result = retry::send(&call, ctx.now_ms, build).await;
         let (response, attempts) = record(trace, result)?;
         let body = String::from_utf8_lossy(&response.body);
@@ -310,6 +406,34 @@ impl EcrProvider {
             .extend(response.header("x-amzn-requestid").map(log_safe));
         aws_ecr::parse_get_authorization_token_response(&response.body)
             .map_err(|_| unusable(step, attempts))
+    }
+
+    /// `access_key` mode: [base keys →(AssumeRole role_arn, cached)] → AssumeRole
+    /// push_role_arn with the session policy.
+    async fn assume_push_role(
+        &self,
+        request: &CredentialRequest<'_>,
+        ctx: &Context<'_>,
+        trace: &mut UpstreamTrace,
+    ) -> Result<AssumedRole, ProviderError> {
+        let base = base_credentials(ctx.secrets).map_err(ProviderError::Misconfigured)?;
+        let (source, max_seconds) = match &self.config.role_arn {
+            Some(arn) => (
+                self.chained_session(arn, &base, ctx, trace).await?,
+                CHAINED_MAX_SECONDS,
+            ),
+            None => (base, MAX_SESSION_SECONDS),
+        };
+        let assume = push_role_request(
+            &self.config,
+            &request.caller.audit_identity(),
+            request.project,
+            request.access,
+            max_seconds,
+        )
+        .map_err(ProviderError::Misconfigured)?;
+        self.assume_role(Step::StsAssumeRole, &assume, &source, ctx, trace)
+            .await
     }
 
     /// The `role_arn` session: cached until five minutes before it expires.
@@ -404,7 +528,72 @@ pub fn push_role_request(
     access: Access,
     max_seconds: u64,
 ) -> Result<AssumeRoleRequest, ConfigError> {
-    let policy = SessionPolicy::for_repository(
+    Ok(AssumeRoleRequest {
+        role_arn: config.push_role_arn.clone(),
+        role_session_name: role_session_name(identity),
+        source_identity: config.source_identity.then(|| identity.to_owned()),
+        duration_seconds: config.session_duration_seconds.min(max_seconds),
+        policy: Some(session_policy(config, project, access)?),
+    })
+}
+
+/// The AssumeRoleWithWebIdentity call on `push_role_arn`: the same session name, session
+/// policy and duration as [`push_role_request`], with the broker-minted `token`.
+pub fn web_identity_request(
+    config: &EcrConfig,
+    identity: &str,
+    project: &ProjectName,
+    access: Access,
+    token: SecretString,
+) -> Result<AssumeRoleWithWebIdentityRequest, ConfigError> {
+    Ok(AssumeRoleWithWebIdentityRequest {
+        role_arn: config.push_role_arn.clone(),
+        role_session_name: role_session_name(identity),
+        web_identity_token: token,
+        duration_seconds: config.session_duration_seconds,
+        policy: Some(session_policy(config, project, access)?),
+    })
+}
+
+/// The web identity token for one issuance: `aud` = `web_identity_audience`,
+/// `sub` = `project:{project}:{access}` (what an IAM trust policy matches with
+/// `StringLike` on `{issuer host}:sub`), the caller in [`CALLER_CLAIM`], and — with
+/// `source_identity` — the caller as AWS's source identity claim.
+pub fn web_identity_token(
+    oidc: &TokenIssuer,
+    config: &EcrConfig,
+    request: &CredentialRequest<'_>,
+    now_ms: u64,
+) -> SecretString {
+    let identity = request.caller.audit_identity();
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        CALLER_CLAIM.into(),
+        serde_json::json!({"sub": identity, "iss": request.caller.issuer()}),
+    );
+    if config.source_identity {
+        extra.insert(SOURCE_IDENTITY_CLAIM.into(), identity.into());
+    }
+    let subject = format!("project:{}:{}", request.project, request.access.as_str());
+    oidc.mint(
+        Mint {
+            audience: &config.web_identity_audience,
+            subject: &subject,
+            lifetime_seconds: oidc.token_seconds(),
+            extra,
+            header: jwt_compact::Header::empty(),
+        },
+        now_ms,
+    )
+}
+
+/// The exact-ARN session policy (DESIGN.md "ECR provider"), size-checked.
+fn session_policy(
+    config: &EcrConfig,
+    project: &ProjectName,
+    access: Access,
+) -> Result<String, ConfigError> {
+    SessionPolicy::for_repository(
         &config.region,
         &config.account_id,
         &config.repo_prefix,
@@ -417,13 +606,6 @@ pub fn push_role_request(
             "registry.repo_prefix",
             "makes the session policy exceed 2048 characters",
         )
-    })?;
-    Ok(AssumeRoleRequest {
-        role_arn: config.push_role_arn.clone(),
-        role_session_name: role_session_name(identity),
-        source_identity: config.source_identity.then(|| identity.to_owned()),
-        duration_seconds: config.session_duration_seconds.min(max_seconds),
-        policy: Some(policy),
     })
 }
 
@@ -456,26 +638,14 @@ impl RegistryProvider for EcrProvider {
         ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<RegistryCredentials, ProviderError> {
-        let base = base_credentials(ctx.secrets).map_err(ProviderError::Misconfigured)?;
-        let (source, max_seconds) = match &self.config.role_arn {
-            Some(arn) => (
-                self.chained_session(arn, &base, ctx, trace).await?,
-                CHAINED_MAX_SECONDS,
-            ),
-            None => (base, MAX_SESSION_SECONDS),
-        };
         let c = &self.config;
-        let assume = push_role_request(
-            c,
-            &request.caller.audit_identity(),
-            request.project,
-            request.access,
-            max_seconds,
-        )
-        .map_err(ProviderError::Misconfigured)?;
-        let assumed = self
-            .assume_role(Step::StsAssumeRole, &assume, &source, ctx, trace)
-            .await?;
+        let assumed = match &self.oidc {
+            Some(oidc) => {
+                self.assume_role_with_web_identity(oidc, request, ctx, trace)
+                    .await?
+            }
+            None => self.assume_push_role(request, ctx, trace).await?,
+        };
         let auth = self
             .authorization_token(&assumed.credentials, ctx, trace)
             .await?;

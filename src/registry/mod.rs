@@ -21,6 +21,7 @@ use crate::auth::VerifiedCaller;
 use crate::aws::UpstreamError;
 use crate::config_support::deserialize_at;
 use crate::error::{ConfigError, PublicError, PublicFailure};
+use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
 use crate::runtime::Context;
 use crate::secrets::SecretString;
@@ -76,9 +77,20 @@ impl RegistryConfig {
     }
 }
 
-/// Builds the provider for a validated config.
-pub fn create_registry_provider(config: &RegistryConfig) -> Box<dyn RegistryProvider> {
-    config.section().build()
+/// What providers may use besides their own section, built once per isolate.
+#[derive(Debug, Default, Clone)]
+pub struct Services {
+    /// The broker's OIDC issuer, when `[oidc]` is configured.
+    pub oidc: Option<std::rc::Rc<TokenIssuer>>,
+}
+
+/// Builds the provider for a validated config. Fails (naming the key) when the provider
+/// needs a service that is not configured.
+pub fn create_registry_provider(
+    config: &RegistryConfig,
+    services: &Services,
+) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+    config.section().build(services)
 }
 
 /// What a provider's config section implements, in the provider's own file.
@@ -87,21 +99,21 @@ pub trait ProviderConfig: DeserializeOwned + Into<RegistryConfig> + 'static {
     const KIND: &'static str;
     /// Checks beyond the types (ranges, formats); errors name the key.
     fn validate(&self) -> Result<(), ConfigError>;
-    fn build(&self) -> Box<dyn RegistryProvider>;
+    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError>;
 }
 
 /// The object-safe face of [`ProviderConfig`].
 trait Section {
     fn kind(&self) -> &'static str;
-    fn build(&self) -> Box<dyn RegistryProvider>;
+    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError>;
 }
 
 impl<T: ProviderConfig> Section for T {
     fn kind(&self) -> &'static str {
         T::KIND
     }
-    fn build(&self) -> Box<dyn RegistryProvider> {
-        ProviderConfig::build(self)
+    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+        ProviderConfig::build(self, services)
     }
 }
 
@@ -242,14 +254,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(docker.kind(), "docker");
-        assert_eq!(create_registry_provider(&docker).kind(), "docker");
+        let services = Services::default();
+        let kind = |c| create_registry_provider(c, &services).unwrap().kind();
+        assert_eq!(kind(&docker), "docker");
         let ecr = RegistryConfig::from_table(json!({"type": "ecr", "region": "us-east-1",
             "account_id": "123456789012", "push_role_arn": "arn:aws:iam::123456789012:role/push"}))
         .unwrap();
-        assert_eq!(
-            (ecr.kind(), create_registry_provider(&ecr).kind()),
-            ("ecr", "ecr")
-        );
+        assert_eq!((ecr.kind(), kind(&ecr)), ("ecr", "ecr"));
         let err = RegistryConfig::from_table(json!({"type": "quay"})).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -27,14 +27,16 @@ def free_port() -> int:
 class Worker:
     """One `wrangler dev` process on a free loopback port."""
 
-    def __init__(self, variables: dict, name: str, wait_path: str = "/health", extra_args=()):
-        self.port = free_port()
+    def __init__(self, variables: dict, name: str, wait_path: str = "/health", extra_args=(),
+                 secrets: dict = None, port: int = None):
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = ROOT / "target" / f"e2e-wrangler-{name}.log"
         self.log_path.parent.mkdir(exist_ok=True)
-        # An empty env file keeps a developer's .dev.vars out of the test run.
+        # The env file holds the secrets (as .dev.vars would; multi-line values quoted);
+        # an empty one keeps a developer's .dev.vars out of the test run.
         self.env_file = ROOT / "target" / f"e2e-{name}.env"
-        self.env_file.write_text("")
+        self.env_file.write_text("".join(f'{k}="{v}"\n' for k, v in (secrets or {}).items()))
         cmd = [str(ROOT / "node_modules/.bin/wrangler"), "dev", "--ip", "127.0.0.1",
                "--port", str(self.port), "--env-file", str(self.env_file),
                "--show-interactive-dev-session=false", "--inspector-port", str(free_port())]

@@ -126,7 +126,7 @@ fn assume_role_params(r: &rise_registry_broker::aws::sts::AssumeRoleRequest) -> 
 /// Every STS/ECR request the ECR provider sends, built and signed by production code.
 fn cases() -> Vec<Signed> {
     let config = ecr_config();
-    let provider = EcrProvider::new(config.clone());
+    let provider = EcrProvider::new(config.clone(), None);
     let project = ProjectName::parse("my-app").unwrap();
     let base = creds(
         "AKIDEXAMPLE",

@@ -12,4 +12,5 @@ mod config_layers;
 mod ecr_provider;
 mod jwks_remote;
 mod jwt_vectors;
+mod oidc;
 mod sigv4_suites;
