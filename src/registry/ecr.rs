@@ -122,10 +122,18 @@ impl ProviderConfig for EcrConfig {
                 "is too long for ECR repository names",
             ));
         }
-        if !valid_role_arn(&self.push_role_arn) {
+        // `{project}` may stand for the project name (one role per project): the ARN must
+        // stay valid with the longest project name in its place.
+        let longest = self
+            .push_role_arn
+            .replace(PROJECT_PLACEHOLDER, &"p".repeat(MAX_PROJECT_LEN));
+        let role_name_ok = longest
+            .rsplit_once(":role/")
+            .is_some_and(|(_, path)| path.rsplit('/').next().unwrap_or("").len() <= 64);
+        if !valid_role_arn(&longest) || !role_name_ok {
             return Err(ConfigError::key(
                 "registry.push_role_arn",
-                "must be an IAM role ARN",
+                "must be an IAM role ARN (with `{project}`: the role name after the last `/` ≤ 64 characters for any project; put a prefix in the path)",
             ));
         }
         if let Some(arn) = &self.role_arn {
@@ -529,7 +537,7 @@ pub fn push_role_request(
     max_seconds: u64,
 ) -> Result<AssumeRoleRequest, ConfigError> {
     Ok(AssumeRoleRequest {
-        role_arn: config.push_role_arn.clone(),
+        role_arn: push_role_arn(config, project),
         role_session_name: role_session_name(identity),
         source_identity: config.source_identity.then(|| identity.to_owned()),
         duration_seconds: config.session_duration_seconds.min(max_seconds),
@@ -547,7 +555,7 @@ pub fn web_identity_request(
     token: SecretString,
 ) -> Result<AssumeRoleWithWebIdentityRequest, ConfigError> {
     Ok(AssumeRoleWithWebIdentityRequest {
-        role_arn: config.push_role_arn.clone(),
+        role_arn: push_role_arn(config, project),
         role_session_name: role_session_name(identity),
         web_identity_token: token,
         duration_seconds: config.session_duration_seconds,
@@ -607,6 +615,16 @@ fn session_policy(
             "makes the session policy exceed 2048 characters",
         )
     })
+}
+
+/// Stands for the project name in `push_role_arn` (a role per project).
+pub const PROJECT_PLACEHOLDER: &str = "{project}";
+
+/// `push_role_arn` for `project` (`{project}` replaced by the validated name).
+pub fn push_role_arn(config: &EcrConfig, project: &ProjectName) -> String {
+    config
+        .push_role_arn
+        .replace(PROJECT_PLACEHOLDER, project.as_str())
 }
 
 /// The first hop of role chaining: `role_arn` with the base credentials, shared by all

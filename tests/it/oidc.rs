@@ -600,3 +600,35 @@ fn web_identity_needs_oidc_and_refuses_chaining() {
         .get("https://aws.amazon.com/source_identity")
         .is_none());
 }
+
+#[test]
+fn a_role_per_project_through_the_placeholder() {
+    let (b, secrets) = keyless_broker(&[(
+        "RISE_REGISTRY__PUSH_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/rise-push/{project}",
+    )]);
+    let http = FakeHttp::new();
+    http.script(STS, vec![web_identity_ok()]);
+    http.script(ECR, vec![ecr_ok(NOW_F + 43_200.0)]);
+    assert_eq!(issue_keyless(&b, &secrets, &http).0, 200);
+    let form = form(&http.calls_for(STS)[0]);
+    assert_eq!(
+        param(&form, "RoleArn").as_deref(),
+        Some("arn:aws:iam::123456789012:role/rise-push/my-app")
+    );
+    // A role name that would pass 64 characters for a long project name is refused
+    // (a prefix belongs in the role path, which does not count).
+    let long = format!(
+        "arn:aws:iam::123456789012:role/{}-{{project}}",
+        "r".repeat(10)
+    );
+    let vars = web_identity_vars(&[(
+        "RISE_REGISTRY__PUSH_ROLE_ARN",
+        Box::leak(long.into_boxed_str()),
+    )]);
+    let err = config::load_embedded(None, vars).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Key { key, .. } if key == "registry.push_role_arn"),
+        "{err}"
+    );
+}

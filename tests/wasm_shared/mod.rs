@@ -209,3 +209,36 @@ async fn verify_speed_in_wasm() {
         wasm_bindgen_test::console_log!("{name}: {per_us:.1} µs/token ({n} tokens)");
     }
 }
+
+/// Signing time per algorithm inside the JS engine: the broker's OIDC signer minting
+/// web identity tokens (a benchmark, not a test). Run explicitly:
+/// `cargo test --release --target wasm32-unknown-unknown --test wasm_node -- --include-ignored sign_speed`
+#[wasm_bindgen_test]
+#[ignore]
+fn sign_speed_in_wasm() {
+    use rise_registry_broker::oidc::{Mint, OidcConfig, TokenIssuer};
+    for (name, pem, n) in [
+        ("ES256", include_str!("../fixtures/oidc/es256_a.pem"), 500),
+        ("RS256", include_str!("../fixtures/oidc/rs256.pem"), 50),
+    ] {
+        let config = OidcConfig {
+            issuer: "https://broker.example.com".into(),
+            signing_keys: vec!["KEY".into()],
+            token_seconds: 300,
+        };
+        let issuer = TokenIssuer::new(&config, &MapSecrets::default().with("KEY", pem)).unwrap();
+        let start = js_sys::Date::now();
+        for _ in 0..n {
+            let mint = Mint {
+                audience: "sts.amazonaws.com",
+                subject: "project:my-app:push",
+                lifetime_seconds: 300,
+                extra: Default::default(),
+                header: jwt_compact::Header::empty(),
+            };
+            assert!(!issuer.mint(mint, NOW_MS).expose().is_empty());
+        }
+        let per_us = (js_sys::Date::now() - start) * 1000.0 / n as f64;
+        wasm_bindgen_test::console_log!("sign {name}: {per_us:.1} µs/token ({n} tokens)");
+    }
+}
