@@ -18,7 +18,7 @@ use crate::registry::{
 };
 use crate::runtime::Context;
 use crate::secrets::Secrets;
-use crate::singleflight::SingleFlight;
+use crate::singleflight::{Abandoned, FlightOptions, SingleFlight};
 
 /// How often a request waiting on another's issuance checks for the result.
 const FOLLOWER_POLL_MS: u64 = 5;
@@ -130,21 +130,24 @@ impl Broker {
             Lookup::Refresh(credentials) => Some(credentials),
             Lookup::Miss => None,
         };
-        let mut led = false;
-        let poll = Some((ctx.sleeper, FOLLOWER_POLL_MS));
+        let options = FlightOptions {
+            now_ms: ctx.now_ms,
+            deadline_ms: self.provider.worst_case_ms(),
+            poll: Some((ctx.sleeper, FOLLOWER_POLL_MS)),
+        };
         let leader_trace = &mut trace;
         let shared = self
             .flight
-            .run_polling(key.clone(), poll, || {
-                led = true;
+            .run(key.clone(), options, || {
                 self.fill(&key, request, ctx, leader_trace)
             })
             .await;
         let (result, status, shared) = match shared {
-            Ok(result) if led => (result, CacheStatus::Miss, false),
-            Ok(result) => (result, CacheStatus::Hit, true),
-            // The leader went away mid-flight (its client left): issue here instead.
-            Err(_) => (
+            Ok((result, true)) => (result, CacheStatus::Miss, false),
+            Ok((result, false)) => (result, CacheStatus::Hit, true),
+            // The leader went away mid-flight (its client left) or hung past its worst
+            // case: issue here instead, and cache it as any miss.
+            Err(Abandoned) => (
                 self.fill(&key, request, ctx, &mut trace).await,
                 CacheStatus::Miss,
                 false,

@@ -164,6 +164,11 @@ impl CredentialCache {
             return;
         };
         let mut entries = self.entries.borrow_mut();
+        // An issuance that started before the stored one (a leader that hung and came back
+        // late) must not replace the newer credential.
+        if entries.get(&key).is_some_and(|e| e.issued_at_ms > now_ms) {
+            return;
+        }
         if !entries.contains_key(&key) && entries.len() as u64 >= self.config.max_entries {
             Self::evict_one(&mut entries, now_ms);
         }

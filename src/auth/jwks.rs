@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use super::AuthError;
 use crate::config_support::validate_url;
-use crate::runtime::{HttpClient, OutboundRequest};
-use crate::singleflight::SingleFlight;
+use crate::runtime::{HttpClient, OutboundRequest, DEFAULT_TIMEOUT_MS};
+use crate::singleflight::{Abandoned, FlightOptions, SingleFlight};
 
 /// A key that can verify exactly one JWS algorithm.
 #[derive(Clone)]
@@ -205,6 +205,9 @@ pub enum RemoteSource {
 
 /// How often a request waiting on another's key fetch checks for the result (Workers).
 const FOLLOWER_POLL_MS: u64 = 5;
+/// A fetch's worst case (discovery, then the key set, each with the default timeout):
+/// requests waiting on another's fetch stop waiting after this.
+const FETCH_DEADLINE_MS: u64 = 2 * DEFAULT_TIMEOUT_MS;
 
 /// Timing knobs for [`RemoteKeys`], from `[auth]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,21 +272,27 @@ impl RemoteKeys {
         let want_fetch = cached.is_none() || !fresh || kid_missing;
         // A fetch already in flight is joined whatever the rate limit says: it is the fetch
         // the limit allowed, and the requests that arrive during it share its result.
-        let in_flight = self.flight.in_flight() > 0;
+        let in_flight = self.flight.is_live(&(), now_ms);
         match (want_fetch && (may_fetch || in_flight), cached) {
-            (true, cached) => match self
-                .flight
-                .run_polling((), http.poll_timer().map(|t| (t, FOLLOWER_POLL_MS)), || {
-                    self.fetch(now_ms, http)
-                })
-                .await
-            {
-                Ok(Ok(set)) => Ok(set),
+            (true, cached) => {
+                let options = FlightOptions {
+                    now_ms,
+                    deadline_ms: FETCH_DEADLINE_MS,
+                    poll: http.poll_timer().map(|t| (t, FOLLOWER_POLL_MS)),
+                };
+                let fetched = match self
+                    .flight
+                    .run((), options, || self.fetch(now_ms, http))
+                    .await
+                {
+                    Ok((result, _)) => result,
+                    // The fetching request went away or hung past the deadline: fetch here.
+                    Err(Abandoned) => self.fetch(now_ms, http).await,
+                };
                 // A failed refresh keeps the last good set working (availability), the
                 // rate limit keeps the failure from turning into a fetch per request.
-                Ok(Err(err)) => cached.ok_or(err),
-                Err(_) => cached.ok_or(AuthError::KeysUnavailable("fetch was abandoned")),
-            },
+                fetched.or_else(|err| cached.ok_or(err))
+            }
             (false, Some(set)) => Ok(set),
             (false, None) => Err(AuthError::KeysUnavailable(
                 "recent fetch failed; rate-limited",
@@ -302,9 +311,13 @@ impl RemoteKeys {
             .map_err(|_| AuthError::KeysUnavailable("JWKS document is invalid"))?;
         let set = Rc::new(set);
         let mut state = self.state.borrow_mut();
-        state.keys = Some(set.clone());
-        state.fetched_at_ms = now_ms;
-        self.generation.set(self.generation.get() + 1);
+        // A fetch that started before the one already stored (a leader that hung and came
+        // back late) must not replace the newer set.
+        if state.keys.is_none() || now_ms >= state.fetched_at_ms {
+            state.keys = Some(set.clone());
+            state.fetched_at_ms = now_ms;
+            self.generation.set(self.generation.get() + 1);
+        }
         Ok(set)
     }
 }

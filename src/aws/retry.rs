@@ -12,6 +12,9 @@
 use super::{Step, UpstreamError, UpstreamKind};
 use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF_MS: u64 = 2_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts including the first.
@@ -25,7 +28,7 @@ impl RetryPolicy {
         RetryPolicy {
             max_attempts: max_attempts.max(1),
             base_delay_ms: 100,
-            max_delay_ms: 2_000,
+            max_delay_ms: MAX_BACKOFF_MS,
         }
     }
 

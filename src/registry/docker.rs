@@ -91,6 +91,10 @@ impl RegistryProvider for DockerProvider {
         DockerConfig::KIND
     }
 
+    fn worst_case_ms(&self) -> u64 {
+        0 // no upstream call
+    }
+
     async fn credentials(
         &self,
         request: &CredentialRequest<'_>,

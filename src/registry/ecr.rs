@@ -13,7 +13,7 @@ use super::{
 use crate::auth::sanitize_identity;
 use crate::aws::ecr::{self as aws_ecr, EcrAuthorization};
 use crate::aws::policy::SessionPolicy;
-use crate::aws::retry::{self, Call, ErrorParser, RetryPolicy};
+use crate::aws::retry::{self, Call, ErrorParser, RetryPolicy, MAX_BACKOFF_MS};
 use crate::aws::sts::{self, AssumeRoleRequest, AssumeRoleWithWebIdentityRequest, AssumedRole};
 use crate::aws::{
     log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind, SOURCE_IDENTITY_CLAIM,
@@ -648,6 +648,15 @@ pub fn role_session_name(identity: &str) -> String {
 impl RegistryProvider for EcrProvider {
     fn kind(&self) -> &'static str {
         EcrConfig::KIND
+    }
+
+    fn worst_case_ms(&self) -> u64 {
+        // Per call: every attempt timing out, plus the longest backoff between attempts.
+        let attempts = self.config.max_attempts;
+        let per_call =
+            attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS;
+        let calls = if self.config.role_arn.is_some() { 3 } else { 2 };
+        calls * per_call
     }
 
     async fn credentials(

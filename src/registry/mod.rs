@@ -230,6 +230,10 @@ pub trait RegistryProvider {
     /// `docker`, `ecr`, … (reported by `/health`).
     fn kind(&self) -> &'static str;
 
+    /// The longest one issuance can take (all attempts, timeouts and backoff): requests
+    /// waiting on another's issuance stop waiting after this and issue themselves.
+    fn worst_case_ms(&self) -> u64;
+
     /// Issues credentials; records every upstream call in `trace`, success or not.
     async fn credentials(
         &self,

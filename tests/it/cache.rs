@@ -204,3 +204,53 @@ fn transport_errors_are_not_cached_either() {
     assert_eq!(request_at(&b, &http, "my-app", NOW_MS).0, 504);
     assert_eq!(request_at(&b, &http, "my-app", NOW_MS + S).0, 200);
 }
+
+/// Issue 11: a leader whose request is never polled again and never dropped (Workers
+/// cancelling a request whose client left). The next request waits at most the leader's
+/// worst case on its own timer, then issues itself; its credential is cached, and its audit
+/// line says what happened (a miss with two upstream calls, not a shared hit).
+#[test]
+fn a_credential_leader_that_never_resumes_cannot_wedge_the_project() {
+    use std::future::Future;
+    let b = broker(&[("RISE_REGISTRY__MAX_ATTEMPTS", "1")]);
+    let http = healthy();
+    http.hang_once.borrow_mut().push(STS.to_owned());
+    let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
+    let req = get("/registry/credentials?project=my-app", Some(&t));
+    let (secrets, sleeper) = (aws_secrets(), RecordingSleeper::default());
+    let ctx = |now_ms| Context {
+        now_ms,
+        http: &http,
+        secrets: &secrets,
+        sleeper: &sleeper,
+    };
+    let leader_ctx = ctx(NOW_MS);
+    let mut leader = Box::pin(respond(Ok(&b), &req, &leader_ctx));
+    let waker = futures::task::noop_waker();
+    assert!(leader
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker))
+        .is_pending());
+    assert_eq!(
+        http.calls_to(STS),
+        1,
+        "the leader is stuck inside AssumeRole"
+    );
+
+    let follower_ctx = ctx(NOW_MS + 1_000);
+    let outcome = block_on(respond(Ok(&b), &req, &follower_ctx));
+    assert_eq!(outcome.response.status, 200, "{}", outcome.response.body);
+    let line = audit(&outcome);
+    assert_eq!(line["cache"], "miss");
+    assert!(line.get("shared").is_none());
+    assert_eq!(line["subrequests"], 2);
+    // It waited the rest of the leader's worst case (2 calls × 1 attempt × 5 s), polling.
+    let waited: u64 = sleeper.sleeps.borrow().iter().sum();
+    assert_eq!(waited, 10_000 - 1_000);
+    // Its credential is cached: the next caller is a hit, no new upstream call.
+    let calls = http.call_count();
+    let (status, _, line) = request_at(&b, &http, "my-app", NOW_MS + 2_000);
+    assert_eq!((status, line["cache"].as_str()), (200, Some("hit")));
+    assert_eq!(http.call_count(), calls);
+    drop(leader);
+}

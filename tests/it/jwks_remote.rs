@@ -272,3 +272,35 @@ fn cached_tokens_never_outlive_a_key_rotation_or_their_expiry() {
         AuthError::Expired
     );
 }
+
+/// Issue 11: the JWKS flight with a fetching request that never resumes (and needs no
+/// credentials to trigger: a token naming an unknown `kid`). The next request waits at
+/// most the fetch's worst case on its own timer, then fetches itself.
+#[test]
+fn a_jwks_fetch_that_never_resumes_cannot_wedge_the_issuer() {
+    use std::future::Future;
+    let http = FakeHttp {
+        timer: Some(RecordingSleeper::default()),
+        ..FakeHttp::new()
+    };
+    http.route_json(JWKS_URL, &json!({"keys": [jwk(1, "k1")]}));
+    http.hang_once.borrow_mut().push(JWKS_URL.to_owned());
+    let v = verifier(&[]);
+    let token = token("https://idp.test", 1, "k1");
+    let mut stuck = Box::pin(v.verify(&token, NOW_MS, &http));
+    let waker = futures::task::noop_waker();
+    assert!(stuck
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker))
+        .is_pending());
+    let caller = block_on(v.verify(&token, NOW_MS + 1_000, &http)).expect("verified");
+    assert_eq!(caller.subject(), "ci");
+    let waited: u64 = http.timer.as_ref().unwrap().sleeps.borrow().iter().sum();
+    assert_eq!(
+        waited,
+        10_000 - 1_000,
+        "waited the rest of the fetch deadline"
+    );
+    assert_eq!(http.calls_to(JWKS_URL), 2);
+    drop(stuck);
+}

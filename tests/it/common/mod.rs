@@ -38,6 +38,11 @@ pub struct FakeHttp {
     pub calls: RefCell<Vec<OutboundRequest>>,
     /// Make every call pend once before answering, so concurrent requests interleave.
     pub yield_once: std::cell::Cell<bool>,
+    /// URLs whose next call never answers and is never woken: a request the runtime
+    /// cancelled without dropping it.
+    pub hang_once: RefCell<Vec<String>>,
+    /// Offer this timer to requests waiting on another's fetch (as the worker does).
+    pub timer: Option<RecordingSleeper>,
 }
 
 /// A future that is pending exactly once.
@@ -111,6 +116,14 @@ impl HttpClient for FakeHttp {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
         let url = request.url.clone();
         self.calls.borrow_mut().push(request);
+        let hang = {
+            let mut hang = self.hang_once.borrow_mut();
+            let found = hang.iter().position(|u| *u == url);
+            found.map(|i| hang.remove(i)).is_some()
+        };
+        if hang {
+            futures::future::pending::<()>().await;
+        }
         if self.yield_once.get() {
             yield_now().await;
         }
@@ -128,6 +141,10 @@ impl HttpClient for FakeHttp {
             .cloned()
             .ok_or_else(|| TransportError::Network(format!("no route for {url}")))
     }
+
+    fn poll_timer(&self) -> Option<&dyn Sleeper> {
+        self.timer.as_ref().map(|t| t as &dyn Sleeper)
+    }
 }
 
 /// Records requested sleeps instead of sleeping.
@@ -140,6 +157,11 @@ pub struct RecordingSleeper {
 impl Sleeper for RecordingSleeper {
     async fn sleep(&self, ms: u64) {
         self.sleeps.borrow_mut().push(ms);
+        // A request waiting for ever is a wedge: fail instead of hanging the test run.
+        assert!(
+            self.sleeps.borrow().len() < 100_000,
+            "slept 100,000 times: wedged"
+        );
         // Pending once, like a real timer, so other tasks on this thread get to run.
         yield_now().await;
     }
