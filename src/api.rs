@@ -206,7 +206,7 @@ async fn issue(
     audit.iss = Some(caller.issuer().to_owned());
     let claims_grant_access = verifier
         .issuer_config(caller.issuer())
-        .is_some_and(|i| i.claims_grant_access);
+        .is_some_and(|i| i.grants_by_claims());
     let grant = authorize(&broker.config().auth, &caller, claims_grant_access, project)
         .map_err(Refusal::Auth)?;
     audit.grant = Some(grant.as_str());

@@ -93,6 +93,11 @@ pub mod lenient {
     pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         d.deserialize_any(BoolVisitor)
     }
+
+    /// [`bool`] for an optional key (with `#[serde(default)]`).
+    pub fn option_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        bool(d).map(Some)
+    }
 }
 
 /// True for `http://` URLs on loopback, which are allowed for local emulators and tests.

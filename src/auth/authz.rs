@@ -3,7 +3,8 @@
 //! A caller may have credentials for project P when any of these holds:
 //! (a) its issuer has `claims_grant_access` and the `projects_claim` (a string array)
 //!     lists P;
-//! (b) its issuer has `claims_grant_access` and the `admin_claim` value is in `admins`;
+//! (b) its issuer has `claims_grant_access` and the `admin_claim` value is in `admins`
+//!     (when that claim is `email`, only with `email_verified: true`);
 //! (c) a service-account rule for P matches: same issuer, the rule's audience among the
 //!     token's, and every pinned claim equal to its pattern (`*` matches any run of
 //!     characters, including none and `/`; everything else is literal).
@@ -49,10 +50,14 @@ pub fn authorize(
         if listed {
             return Ok(Grant::ProjectsClaim);
         }
-        let admin = caller
-            .claim(&config.admin_claim)
-            .and_then(Value::as_str)
-            .is_some_and(|who| config.admins.iter().any(|a| a == who));
+        // An email address is only an identity once the issuer has verified it.
+        let verified = config.admin_claim != "email"
+            || caller.claim("email_verified") == Some(&Value::Bool(true));
+        let admin = verified
+            && caller
+                .claim(&config.admin_claim)
+                .and_then(Value::as_str)
+                .is_some_and(|who| config.admins.iter().any(|a| a == who));
         if admin {
             return Ok(Grant::Admin);
         }

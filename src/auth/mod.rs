@@ -7,6 +7,7 @@
 pub mod authz;
 pub mod jwks;
 pub mod jwt;
+pub mod owner;
 pub mod token_cache;
 
 use std::collections::BTreeMap;
@@ -62,10 +63,6 @@ impl Default for AuthConfig {
     }
 }
 
-fn default_true() -> bool {
-    true
-}
-
 /// One trusted token issuer (`[[auth.issuers]]`) with exactly one key source.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,10 +82,33 @@ pub struct IssuerConfig {
     /// Find `jwks_uri` at `{issuer}/.well-known/openid-configuration`.
     #[serde(default, deserialize_with = "lenient::bool")]
     pub discovery: bool,
-    /// Whether this issuer's `projects`/admin claims grant access. Turn off for issuers
-    /// whose tokens only service-account rules should authorize (CI OIDC providers).
-    #[serde(default = "default_true", deserialize_with = "lenient::bool")]
-    pub claims_grant_access: bool,
+    /// Whether this issuer's `projects`/admin claims grant access. Default: only for
+    /// first-party HS256 issuers (the broker's own backend); a newly added IdP's claims
+    /// grant nothing unless the operator says so. See [`IssuerConfig::grants_by_claims`].
+    #[serde(default, deserialize_with = "lenient::option_bool")]
+    pub claims_grant_access: Option<bool>,
+    /// Claims that name a workload's owner, for service-account rules on this issuer.
+    /// Built in for GitHub Actions and gitlab.com (see [`owner`]); required for any other
+    /// issuer that service-account rules name.
+    #[serde(default)]
+    pub owner_claims: Option<Vec<String>>,
+}
+
+impl IssuerConfig {
+    /// `claims_grant_access`, or its default: true only for HS256 (first-party) issuers.
+    pub fn grants_by_claims(&self) -> bool {
+        self.claims_grant_access
+            .unwrap_or(self.hs256_secret.is_some())
+    }
+
+    /// The claims a service-account rule on this issuer may pin the owner with.
+    pub fn owner_claims(&self) -> Option<Vec<owner::OwnerClaim>> {
+        match &self.owner_claims {
+            // Named by the operator: `owner/…` paths or exact values.
+            Some(names) => Some(names.iter().map(|n| owner::OwnerClaim::named(n)).collect()),
+            None => owner::well_known(&self.issuer).map(<[_]>::to_vec),
+        }
+    }
 }
 
 /// `[[auth.service_accounts]]`: lets a CI job's OIDC token push to one project.
@@ -145,34 +165,39 @@ impl AuthConfig {
                     "must not be empty",
                 ));
             }
-            if !self.issuers.iter().any(|i| i.issuer == rule.issuer) {
+            let Some(issuer_index) = self.issuers.iter().position(|i| i.issuer == rule.issuer)
+            else {
                 return Err(ConfigError::key(
                     format!("{key}.issuer"),
                     "is not a configured issuer",
                 ));
-            }
-            // A rule must pin something about the workload besides issuer and audience,
-            // or every token from that issuer (e.g. any GitHub repository) would match.
-            let pins = rule
-                .claims
-                .iter()
-                .filter(|(name, pattern)| {
-                    !is_reserved_claim(name) && pattern.chars().any(|c| c != '*')
-                })
-                .count();
-            if pins == 0 {
+            };
+            // A rule must pin the workload's owner, or every token from that issuer (any
+            // GitHub repository, any org whose name starts alike) would match.
+            let Some(owner_claims) = self.issuers[issuer_index].owner_claims() else {
+                return Err(ConfigError::key(
+                    format!("auth.issuers[{issuer_index}].owner_claims"),
+                    format!("must name the claims that identify a workload's owner ({key} uses this issuer)"),
+                ));
+            };
+            let pinned = owner_claims.iter().any(|owner| {
+                rule.claims
+                    .get(owner.name())
+                    .is_some_and(|pattern| owner.pinned_by(pattern))
+            });
+            if !pinned {
+                let names: Vec<&str> = owner_claims.iter().map(|o| o.name()).collect();
                 return Err(ConfigError::key(
                     format!("{key}.claims"),
-                    "must pin at least one claim besides iss/aud to a non-wildcard value",
+                    format!(
+                        "must pin the workload's owner: one of `{}` matched exactly, or with `*` only after `owner/`",
+                        names.join("`, `")
+                    ),
                 ));
             }
         }
         Ok(())
     }
-}
-
-fn is_reserved_claim(name: &str) -> bool {
-    matches!(name, "iss" | "aud" | "exp" | "nbf" | "iat")
 }
 
 impl IssuerConfig {

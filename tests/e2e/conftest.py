@@ -159,9 +159,12 @@ def worker(secret, jwks_server, corpus_keys):
     _, keys = corpus_keys
     issuers = [
         {"issuer": "rise-dev", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
-        {"issuer": jwks_server.url, "audience": "rise", "jwks_url": jwks_server.url + "/jwks"},
+        # Key-set issuers grant by their own `projects` claim only when told to.
+        {"issuer": jwks_server.url, "audience": "rise", "jwks_url": jwks_server.url + "/jwks",
+         "claims_grant_access": True},
         {"issuer": "https://rise.test", "audience": "rise", "hs256_secret": "CORPUS_HS256"},
-        {"issuer": "https://idp.test", "audience": "rise", "jwks": json.dumps(keys["jwks"])},
+        {"issuer": "https://idp.test", "audience": "rise", "jwks": json.dumps(keys["jwks"]),
+         "claims_grant_access": True},
     ]
     w = Worker({
         "RISE_JWT_SECRET": base64.b64encode(secret).decode(),

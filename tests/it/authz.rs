@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 fn broker() -> Broker {
     let issuers = json!([
         {"issuer": "rise-dev", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
-        {"issuer": "https://ci.test", "audience": "rise-ci", "hs256_secret": "RISE_JWT_SECRET", "claims_grant_access": false},
+        {"issuer": "https://ci.test", "audience": "rise-ci", "hs256_secret": "RISE_JWT_SECRET", "claims_grant_access": false, "owner_claims": ["repository"]},
     ])
     .to_string();
     let rules = json!([
@@ -80,22 +80,203 @@ fn projects_claim_table() {
 #[test]
 fn admin_table() {
     let b = broker();
+    let admin = |claims: Value| status(&b, "anything", claims);
     assert_eq!(
-        status(&b, "anything", json!({"email": "root@example.com"})),
+        admin(json!({"email": "root@example.com", "email_verified": true})),
         200
     );
+    // An unverified (or unstated) email is not an identity.
+    assert_eq!(admin(json!({"email": "root@example.com"})), 403);
     assert_eq!(
-        status(&b, "anything", json!({"email": "ROOT@example.com"})),
+        admin(json!({"email": "root@example.com", "email_verified": false})),
         403
     );
     assert_eq!(
-        status(&b, "anything", json!({"email": ["root@example.com"]})),
+        admin(json!({"email": "root@example.com", "email_verified": "true"})),
         403
     );
     assert_eq!(
-        status(&b, "anything", json!({"mail": "root@example.com"})),
+        admin(json!({"email": "ROOT@example.com", "email_verified": true})),
         403
     );
+    assert_eq!(
+        admin(json!({"email": ["root@example.com"], "email_verified": true})),
+        403
+    );
+    assert_eq!(
+        admin(json!({"mail": "root@example.com", "email_verified": true})),
+        403
+    );
+}
+
+/// Issue 11: which service-account rules load. Every rule must pin the workload's owner;
+/// the dangerous ways of writing them are refused at config load, naming the key.
+#[test]
+fn service_account_rules_must_pin_the_owner() {
+    const GH: &str = "https://token.actions.githubusercontent.com";
+    const GL: &str = "https://gitlab.com";
+    const OTHER: &str = "https://ci.example.com";
+    let load = |issuer: &str, owner_claims: Option<Value>, claims: Value| {
+        let mut i =
+            json!({"issuer": issuer, "audience": "rise", "jwks_url": format!("{issuer}/keys")});
+        if let Some(names) = owner_claims {
+            i["owner_claims"] = names;
+        }
+        let issuers = json!([i]).to_string();
+        let rules =
+            json!([{"project": "my-app", "issuer": issuer, "audience": "rise", "claims": claims}])
+                .to_string();
+        config::load_embedded(
+            None,
+            [
+                ("RISE_AUTH__ISSUERS", issuers.as_str()),
+                ("RISE_AUTH__SERVICE_ACCOUNTS", rules.as_str()),
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| match e {
+            rise_registry_broker::error::ConfigError::Key { key, .. } => key,
+            other => panic!("{other}"),
+        })
+    };
+    let refused = Err("auth.service_accounts[0].claims".to_owned());
+    let cases = [
+        (
+            GH,
+            None,
+            json!({"repository": "my-org/my-app", "ref": "refs/heads/main"}),
+            Ok(()),
+        ),
+        (GH, None, json!({"repository": "my-org/*"}), Ok(())),
+        (GH, None, json!({"repository_id": "123456"}), Ok(())),
+        (
+            GH,
+            None,
+            json!({"repository_owner": "my-org", "environment": "prod"}),
+            Ok(()),
+        ),
+        (GH, None, json!({"repository_owner_id": "42"}), Ok(())),
+        (
+            GH,
+            None,
+            json!({"sub": "repo:my-org/my-app:ref:refs/heads/main"}),
+            Ok(()),
+        ),
+        (GH, None, json!({"sub": "repo:my-org/*"}), Ok(())),
+        (
+            GH,
+            None,
+            json!({"job_workflow_ref": "my-org/wf/.github/workflows/d.yml@refs/heads/main"}),
+            Ok(()),
+        ),
+        // The dangerous ones: no owner, or a glob inside the owner part.
+        (GH, None, json!({"ref": "refs/heads/main"}), refused.clone()),
+        (
+            GH,
+            None,
+            json!({"environment": "production", "workflow": "deploy"}),
+            refused.clone(),
+        ),
+        (GH, None, json!({"actor": "alice"}), refused.clone()),
+        (
+            GH,
+            None,
+            json!({"repository_owner": "my-org*"}),
+            refused.clone(),
+        ),
+        (GH, None, json!({"repository": "my-org*"}), refused.clone()),
+        (GH, None, json!({"repository": "*/my-app"}), refused.clone()),
+        (GH, None, json!({"repository": "*"}), refused.clone()),
+        (GH, None, json!({"repository_id": "12*"}), refused.clone()),
+        (GH, None, json!({"sub": "repo:*"}), refused.clone()),
+        (GH, None, json!({"sub": "repo:my-org*"}), refused.clone()),
+        (
+            GH,
+            None,
+            json!({"sub": "*:my-org/my-app:*"}),
+            refused.clone(),
+        ),
+        (GH, None, json!({"aud": "rise", "iss": GH}), refused.clone()),
+        (GH, None, json!({}), refused.clone()),
+        (
+            GL,
+            None,
+            json!({"project_path": "group/app", "ref": "main"}),
+            Ok(()),
+        ),
+        (GL, None, json!({"namespace_path": "group"}), Ok(())),
+        (GL, None, json!({"project_id": "7"}), Ok(())),
+        (
+            GL,
+            None,
+            json!({"sub": "project_path:group/app:ref_type:branch:ref:main"}),
+            Ok(()),
+        ),
+        (GL, None, json!({"ref": "main"}), refused.clone()),
+        (GL, None, json!({"namespace_path": "gro*"}), refused.clone()),
+        // Any other issuer: the operator names its owner claims, or its rules are refused.
+        (
+            OTHER,
+            None,
+            json!({"team": "payments"}),
+            Err("auth.issuers[0].owner_claims".to_owned()),
+        ),
+        (
+            OTHER,
+            Some(json!(["team"])),
+            json!({"team": "payments"}),
+            Ok(()),
+        ),
+        (
+            OTHER,
+            Some(json!(["team"])),
+            json!({"team": "pay*"}),
+            refused.clone(),
+        ),
+        (
+            OTHER,
+            Some(json!(["team"])),
+            json!({"branch": "main"}),
+            refused.clone(),
+        ),
+    ];
+    for (issuer, owner_claims, claims, want) in cases {
+        assert_eq!(
+            load(issuer, owner_claims, claims.clone()),
+            want,
+            "{issuer} {claims}"
+        );
+    }
+}
+
+/// The attack from the issue, end to end in the core: with the owner pinned, a
+/// GitHub-shaped token from `attacker/x` on `main` is refused.
+#[test]
+fn a_token_from_another_owner_gets_nothing() {
+    let b = broker();
+    let attacker = json!({"iss": "https://ci.test", "aud": "rise-ci", "repository": "attacker/x", "ref": "refs/heads/main"});
+    assert_eq!(status(&b, "my-app", attacker), 403);
+}
+
+/// Issue 11: issuers' own claims grant access only for first-party HS256 issuers by
+/// default; a key-set issuer needs `claims_grant_access = true` said out loud.
+#[test]
+fn claims_grant_access_defaults_to_first_party_only() {
+    let issuers = json!([
+        {"issuer": "rise-dev", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
+        {"issuer": "https://idp.test", "audience": "rise", "jwks_url": "https://idp.test/keys"},
+        {"issuer": "https://idp2.test", "audience": "rise", "jwks_url": "https://idp2.test/keys", "claims_grant_access": "true"},
+        {"issuer": "https://ci.test", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET", "claims_grant_access": false},
+    ])
+    .to_string();
+    let c = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let grants: Vec<bool> = c
+        .auth
+        .issuers
+        .iter()
+        .map(|i| i.grants_by_claims())
+        .collect();
+    assert_eq!(grants, [true, false, true, false]);
 }
 
 #[test]

@@ -180,7 +180,7 @@ fn json_var_replaces_a_list_whole() {
     .unwrap();
     assert_eq!(c.auth.issuers.len(), 1);
     assert_eq!(c.auth.issuers[0].issuer, "https://ci.test");
-    assert!(!c.auth.issuers[0].claims_grant_access);
+    assert!(!c.auth.issuers[0].grants_by_claims());
     assert_eq!(c.auth.leeway_seconds, 30);
 }
 
@@ -262,7 +262,7 @@ fn unknown_run_mode_is_an_error() {
 
 #[test]
 fn service_account_rules_must_pin_more_than_issuer_and_audience() {
-    let base = r#"{"issuer":"https://gh.test","audience":"rise","jwks_url":"https://gh.test/k"}"#;
+    let base = r#"{"issuer":"https://gh.test","audience":"rise","jwks_url":"https://gh.test/k","owner_claims":["repository"]}"#;
     let with_rule = |claims: &str| {
         let issuers = format!("[{base}]");
         let rules = format!(
