@@ -222,6 +222,8 @@ async fn issue(
     audit.subrequests = Some(issued.trace.subrequests);
     audit.aws_request_ids = issued.trace.request_ids;
     let credentials = issued.result.map_err(Refusal::Provider)?;
-    audit.expires_in = credentials.expires_in;
-    Ok(credentials.to_json())
+    // `expires_in` as of now, after whatever upstream calls this request made.
+    let now_ms = ctx.clock.now_ms();
+    audit.expires_in = credentials.expires_in(now_ms);
+    Ok(credentials.to_json(now_ms))
 }

@@ -154,7 +154,9 @@ impl Broker {
             ),
         };
         match (result, stale) {
-            (Err(error), Some(stale)) => {
+            // The refresh may have taken minutes: the old credential is served only if it
+            // still clears the floor now.
+            (Err(error), Some(stale)) if self.cache.servable(&stale, ctx.clock.now_ms()) => {
                 let mut out = issued(Ok(stale), CacheStatus::Stale, false, trace);
                 out.refresh_error = Some(error.to_string());
                 out

@@ -7,7 +7,9 @@
 //! - never served once less than `min_remaining_seconds` remain, whatever happens
 //!   upstream (the helper's known bug is serving expired tokens).
 //!
-//! `expires_in` on a hit is the true remaining time. Failures are never stored. The
+//! Credentials carry their absolute expiry, so `expires_in` is always computed at the
+//! moment of answering, and [`CredentialCache::servable`] re-checks the floor then (an
+//! upstream call in between may have taken minutes). Failures are never stored. The
 //! number of entries is bounded: expired entries go first, then the least recently used.
 
 use std::cell::RefCell;
@@ -99,7 +101,7 @@ struct Entry {
     last_used_ms: u64,
 }
 
-/// Result of a lookup. Credentials come with `expires_in` set to the true remaining time.
+/// Result of a lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// Servable and not due for refresh.
@@ -148,8 +150,7 @@ impl CredentialCache {
             return Lookup::Miss;
         }
         entry.last_used_ms = now_ms;
-        let mut credentials = entry.credentials.clone();
-        credentials.expires_in = Some(remaining / 1000);
+        let credentials = entry.credentials.clone();
         // Refresh once less than refresh_percent of the life remains.
         if remaining * 100 < life * self.config.refresh_percent {
             Lookup::Refresh(credentials)
@@ -160,7 +161,7 @@ impl CredentialCache {
 
     /// Stores credentials that expire; others (docker) are not cached.
     pub fn insert(&self, key: CacheKey, credentials: &RegistryCredentials, now_ms: u64) {
-        let Some(expires_in) = credentials.expires_in else {
+        let Some(expires_at_ms) = credentials.expires_at_ms else {
             return;
         };
         let mut entries = self.entries.borrow_mut();
@@ -177,10 +178,17 @@ impl CredentialCache {
             Entry {
                 credentials: credentials.clone(),
                 issued_at_ms: now_ms,
-                expires_at_ms: now_ms + expires_in * 1000,
+                expires_at_ms,
                 last_used_ms: now_ms,
             },
         );
+    }
+
+    /// Whether `credentials` may still be served at `now_ms`: the never-serve floor.
+    pub fn servable(&self, credentials: &RegistryCredentials, now_ms: u64) -> bool {
+        credentials
+            .expires_at_ms
+            .is_none_or(|at| at.saturating_sub(now_ms) >= self.config.min_remaining_seconds * 1000)
     }
 
     /// Drops an expired entry if there is one, else the least recently used.

@@ -3,8 +3,9 @@
 //!
 //! Outbound requests are plain data built by pure functions and sent through the small
 //! [`HttpClient`] trait; the worker shell implements it with the Workers `fetch`, tests
-//! with scripted fakes. Time is an input (`now_ms`, read once per request by the shell);
-//! waiting goes through [`Sleeper`].
+//! with scripted fakes. Time is an input: `now_ms` is the request's start, read once by
+//! the shell; [`Clock`] is read again where a later time matters (after upstream calls,
+//! which may take minutes). Waiting goes through [`Sleeper`].
 
 use async_trait::async_trait;
 
@@ -13,12 +14,30 @@ use crate::secrets::Secrets;
 /// Everything one request may use from the outside world.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
-    /// Milliseconds since the Unix epoch, read once per request by the shell.
+    /// Milliseconds since the Unix epoch at the request's start, read once by the shell.
     pub now_ms: u64,
+    /// The clock, for "now" after upstream calls (how long a credential still works).
+    pub clock: &'a dyn Clock,
     pub http: &'a dyn HttpClient,
     pub secrets: &'a dyn Secrets,
     /// Waits between retries, and the timer followers poll on.
     pub sleeper: &'a dyn Sleeper,
+}
+
+/// Milliseconds since the Unix epoch: `Date.now()` in the shell, a hand-moved or frozen
+/// value in tests.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+}
+
+/// A clock that does not move (tests, benchmarks, and places where time cannot pass).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub u64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Waiting without a clock in the core: the shell sleeps on a timer, tests record.

@@ -105,7 +105,7 @@ impl RegistryProvider for DockerProvider {
             registry_url: self.config.registry_url.clone(),
             username: String::new(),
             password: SecretString::default(),
-            expires_in: None,
+            expires_at_ms: None,
             repository: self.config.repository(request.project),
             auth_method: AuthMethod::ClientAuth,
         })

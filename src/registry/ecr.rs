@@ -681,11 +681,12 @@ impl RegistryProvider for EcrProvider {
             .credentials
             .expires_at_ms
             .unwrap_or(auth.expires_at_ms);
-        let expires_at = auth.expires_at_ms.min(session_end);
-        let remaining_ms = expires_at
-            .saturating_sub(ctx.now_ms)
+        let expires_at = auth
+            .expires_at_ms
+            .min(session_end)
             .saturating_sub(EXPIRY_MARGIN_MS);
-        if remaining_ms < 1000 {
+        // Now is after the upstream calls, which may have taken minutes.
+        if expires_at < ctx.clock.now_ms() + 1000 {
             let mut error = UpstreamError::new(Step::EcrGetAuthorizationToken, UpstreamKind::Error);
             error.aws_code = Some("TokenAlreadyExpired".into());
             return Err(ProviderError::Upstream(error));
@@ -694,7 +695,7 @@ impl RegistryProvider for EcrProvider {
             registry_url: c.registry_host(),
             username: auth.username,
             password: auth.password,
-            expires_in: Some(remaining_ms / 1000),
+            expires_at_ms: Some(expires_at),
             repository: format!("{}{}", c.repo_prefix, request.project),
             auth_method: AuthMethod::LoginCredentials,
         })

@@ -162,21 +162,28 @@ pub struct RegistryCredentials {
     pub registry_url: String,
     pub username: String,
     pub password: SecretString,
-    /// Whole seconds the credential keeps working; `None` when nothing is issued.
-    pub expires_in: Option<u64>,
+    /// When the credential stops working (ms since the epoch, safety margin already
+    /// taken off); `None` when nothing is issued.
+    pub expires_at_ms: Option<u64>,
     pub repository: String,
     pub auth_method: AuthMethod,
 }
 
 impl RegistryCredentials {
-    /// The 200 body of DESIGN.md "HTTP API".
-    pub fn to_json(&self) -> Value {
+    /// Whole seconds left at `now_ms`.
+    pub fn expires_in(&self, now_ms: u64) -> Option<u64> {
+        self.expires_at_ms
+            .map(|at| at.saturating_sub(now_ms) / 1000)
+    }
+
+    /// The 200 body of DESIGN.md "HTTP API", with `expires_in` as of `now_ms`.
+    pub fn to_json(&self, now_ms: u64) -> Value {
         let mut credentials = serde_json::json!({
             "registry_url": self.registry_url,
             "username": self.username,
             "password": self.password.expose(),
         });
-        if let Some(expires_in) = self.expires_in {
+        if let Some(expires_in) = self.expires_in(now_ms) {
             credentials["expires_in"] = expires_in.into();
         }
         serde_json::json!({

@@ -17,7 +17,7 @@ use crate::broker::Broker;
 use crate::config;
 use crate::error::ConfigError;
 use crate::http::{ApiRequest, ApiResponse};
-use crate::runtime::Context as RequestContext;
+use crate::runtime::{Clock, Context as RequestContext};
 use crate::secrets::{SecretString, Secrets};
 
 thread_local! {
@@ -87,6 +87,16 @@ fn broker(env: &Env) -> Rc<std::result::Result<Broker, ConfigError>> {
     })
 }
 
+/// `Date.now()`. On Workers it advances only across I/O, which is exactly when the core
+/// re-reads it (after upstream calls).
+struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now_ms(&self) -> u64 {
+        Date::now().as_millis()
+    }
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
@@ -102,6 +112,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let http = fetch::WorkerFetch;
     let ctx = RequestContext {
         now_ms,
+        clock: &WorkerClock,
         http: &http,
         secrets: &secrets,
         sleeper: &fetch::WorkerSleeper,

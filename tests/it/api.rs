@@ -5,6 +5,7 @@ use rise_registry_broker::api::respond;
 use rise_registry_broker::error::ConfigError;
 use rise_registry_broker::http::ApiRequest;
 use rise_registry_broker::runtime::Context;
+use rise_registry_broker::runtime::FixedClock;
 use serde_json::json;
 
 fn assert_json_error(outcome: &rise_registry_broker::api::Outcome, status: u16, code: &str) {
@@ -249,6 +250,7 @@ fn misconfigured_broker_answers_500_naming_the_key_only() {
     let sleeper = RecordingSleeper::default();
     let env = Context {
         now_ms: NOW_MS,
+        clock: &FixedClock(NOW_MS),
         http: &http,
         secrets: &secrets,
         sleeper: &sleeper,

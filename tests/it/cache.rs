@@ -7,6 +7,7 @@ use crate::common::*;
 use futures::future::join_all;
 use rise_registry_broker::api::{respond, Outcome};
 use rise_registry_broker::broker::Broker;
+use rise_registry_broker::runtime::FixedClock;
 use rise_registry_broker::runtime::{Context, TransportError};
 use serde_json::Value;
 
@@ -38,6 +39,7 @@ fn concurrently(b: &Broker, http: &FakeHttp, n: usize) -> Vec<Outcome> {
     let (secrets, sleeper) = (aws_secrets(), RecordingSleeper::default());
     let env = Context {
         now_ms: NOW_MS,
+        clock: &FixedClock(NOW_MS),
         http,
         secrets: &secrets,
         sleeper: &sleeper,
@@ -220,6 +222,7 @@ fn a_credential_leader_that_never_resumes_cannot_wedge_the_project() {
     let (secrets, sleeper) = (aws_secrets(), RecordingSleeper::default());
     let ctx = |now_ms| Context {
         now_ms,
+        clock: Box::leak(Box::new(FixedClock(now_ms))),
         http: &http,
         secrets: &secrets,
         sleeper: &sleeper,
@@ -253,4 +256,94 @@ fn a_credential_leader_that_never_resumes_cannot_wedge_the_project() {
     assert_eq!((status, line["cache"].as_str()), (200, Some("hit")));
     assert_eq!(http.call_count(), calls);
     drop(leader);
+}
+
+/// A clock moved by hand, and an upstream that takes `per_call_ms` of it per call.
+struct SlowUpstream<'a> {
+    inner: &'a FakeHttp,
+    clock: &'a std::cell::Cell<u64>,
+    per_call_ms: u64,
+}
+
+struct CellClock<'a>(&'a std::cell::Cell<u64>);
+
+impl rise_registry_broker::runtime::Clock for CellClock<'_> {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl rise_registry_broker::runtime::HttpClient for SlowUpstream<'_> {
+    async fn send(
+        &self,
+        request: rise_registry_broker::runtime::OutboundRequest,
+    ) -> Result<rise_registry_broker::runtime::OutboundResponse, TransportError> {
+        self.clock.set(self.clock.get() + self.per_call_ms);
+        self.inner.send(request).await
+    }
+}
+
+fn slow_request(b: &Broker, http: &FakeHttp, start_ms: u64, per_call_ms: u64) -> (u16, Value) {
+    let clock = std::cell::Cell::new(start_ms);
+    let slow = SlowUpstream {
+        inner: http,
+        clock: &clock,
+        per_call_ms,
+    };
+    let t = dev_token(serde_json::json!({"projects": ["my-app"]}));
+    let req = get("/registry/credentials?project=my-app", Some(&t));
+    let (secrets, sleeper) = (aws_secrets(), RecordingSleeper::default());
+    let ctx = Context {
+        now_ms: start_ms,
+        clock: &CellClock(&clock),
+        http: &slow,
+        secrets: &secrets,
+        sleeper: &sleeper,
+    };
+    let outcome = block_on(respond(Ok(b), &req, &ctx));
+    (outcome.response.status, body(&outcome))
+}
+
+/// Issue 11: `expires_in` counts from when the answer is sent, not from when the request
+/// started: two upstream calls of 200 s each leave 3600 − 400 − 60 s.
+#[test]
+fn expires_in_counts_the_time_upstream_took() {
+    let b = broker(&[]);
+    let http = healthy();
+    let (status, body) = slow_request(&b, &http, NOW_MS, 200 * S);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["credentials"]["expires_in"], 3600 - 400 - 60);
+    // So slow the session is over by the time the token arrives: refused, never served.
+    let b = broker(&[]);
+    let (status, body) = slow_request(&b, &healthy(), NOW_MS, 1_800 * S);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("upstream_error"))
+    );
+}
+
+/// Issue 11: a stale credential is served after a failed refresh only if it still clears
+/// the floor once the (slow) refresh has failed.
+#[test]
+fn a_slow_failed_refresh_never_serves_a_credential_below_the_floor() {
+    let b = broker(&[("RISE_REGISTRY__MAX_ATTEMPTS", "1")]);
+    let http = FakeHttp::new();
+    http.script(STS, vec![sts_ok("ASIASESSION000000001", 3600)]);
+    http.script(ECR, vec![ecr_ok(NOW_F + 43_200.0)]);
+    http.route_status(STS, 503);
+    request_at(&b, &http, "my-app", NOW_MS);
+    // 1540 s left at the start; the failing refresh takes 1300 s: 240 s left, below 300.
+    let (status, body) = slow_request(&b, &http, NOW_MS + 2000 * S, 1_300 * S);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("upstream_error")),
+        "{body}"
+    );
+    // A quick failure still serves the stale one (1540 s left).
+    let (status, body) = slow_request(&b, &http, NOW_MS + 2000 * S, 0);
+    assert_eq!(
+        (status, body["credentials"]["expires_in"].as_u64()),
+        (200, Some(1540))
+    );
 }

@@ -9,6 +9,7 @@ use rise_registry_broker::broker::Broker;
 use rise_registry_broker::config;
 use rise_registry_broker::error::ConfigError;
 use rise_registry_broker::oidc::{OidcConfig, TokenIssuer};
+use rise_registry_broker::runtime::FixedClock;
 use rise_registry_broker::secrets::MapSecrets;
 use rise_registry_broker::signer::SigningKey;
 use serde_json::{json, Value};
@@ -375,6 +376,7 @@ fn a_bad_key_secret_answers_every_route_500_naming_it() {
             &get(path, None),
             &Context {
                 now_ms: NOW_MS,
+                clock: &FixedClock(NOW_MS),
                 http: &FakeHttp::new(),
                 secrets: &secrets,
                 sleeper: &RecordingSleeper::default(),

@@ -13,6 +13,7 @@ use rise_registry_broker::config;
 use rise_registry_broker::error::ConfigError;
 use rise_registry_broker::http::ApiRequest;
 use rise_registry_broker::registry::RegistryConfig;
+use rise_registry_broker::runtime::FixedClock;
 use rise_registry_broker::runtime::{
     Context, HttpClient, OutboundRequest, OutboundResponse, TransportError,
 };
@@ -114,6 +115,7 @@ async fn request_to_response() {
     let secrets = secrets();
     let env = Context {
         now_ms: NOW_MS,
+        clock: &FixedClock(NOW_MS),
         http: &NoUpstream,
         secrets: &secrets,
         sleeper: &NoSleep,

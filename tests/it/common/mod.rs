@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod sigv4_trace;
 
+use rise_registry_broker::runtime::FixedClock;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
@@ -232,6 +233,7 @@ pub fn run_with(
 ) -> Outcome {
     let ctx = Context {
         now_ms,
+        clock: &FixedClock(now_ms),
         http,
         secrets,
         sleeper,
