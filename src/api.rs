@@ -11,6 +11,7 @@
 use serde_json::json;
 
 use crate::audit::{AuditLine, Decision};
+use crate::auth::jwt::bearer_token;
 use crate::auth::{authorize, AuthError};
 use crate::broker::Broker;
 use crate::error::{ConfigError, PublicError, PublicFailure, RequestError};
@@ -198,8 +199,10 @@ async fn issue(
     audit: &mut AuditLine,
 ) -> Result<serde_json::Value, Refusal> {
     let verifier = broker.verifier();
+    let token = bearer_token(request.authorization.as_deref())
+        .ok_or(Refusal::Auth(AuthError::MissingToken))?;
     let caller = verifier
-        .verify_header(request.authorization.as_deref(), ctx.now_ms, ctx.http)
+        .verify(token, ctx.now_ms, ctx.http)
         .await
         .map_err(Refusal::Auth)?;
     audit.sub = Some(caller.audit_identity());
@@ -210,6 +213,7 @@ async fn issue(
     let grant = authorize(&broker.config().auth, &caller, claims_grant_access, project)
         .map_err(Refusal::Auth)?;
     audit.grant = Some(grant.as_str());
+    verifier.remember(token, &caller, ctx.now_ms);
     let credential_request = CredentialRequest {
         caller: &caller,
         project,

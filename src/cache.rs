@@ -49,17 +49,17 @@ impl Default for CacheConfig {
             max_entries: 1024,
             refresh_percent: 50,
             min_remaining_seconds: 300,
-            token_entries: 4096,
+            token_entries: 1000,
         }
     }
 }
 
 impl CacheConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(1..=100_000).contains(&self.max_entries) {
+        if !(1..=MAX_CREDENTIAL_ENTRIES).contains(&self.max_entries) {
             return Err(ConfigError::key(
                 "cache.max_entries",
-                "must be between 1 and 100000",
+                format!("must be between 1 and {MAX_CREDENTIAL_ENTRIES}"),
             ));
         }
         if !(1..=99).contains(&self.refresh_percent) {
@@ -74,14 +74,32 @@ impl CacheConfig {
                 "must be at most 3600",
             ));
         }
-        if self.token_entries > 100_000 {
+        Ok(())
+    }
+
+    /// The verified-token cache must fit its budget with tokens of up to
+    /// `max_token_bytes` (checked with `[auth]`, which sets that size).
+    pub fn validate_token_entries(&self, max_token_bytes: u64) -> Result<(), ConfigError> {
+        let fits = TOKEN_CACHE_BUDGET_BYTES / token_entry_bytes(max_token_bytes);
+        if self.token_entries > fits {
             return Err(ConfigError::key(
                 "cache.token_entries",
-                "must be at most 100000",
+                format!("must be at most {fits} with auth.max_token_bytes = {max_token_bytes} (16 MiB budget)"),
             ));
         }
         Ok(())
     }
+}
+
+/// Memory budgets inside a 128 MB isolate. A cached credential is at most ~4 KiB (an ECR
+/// password is ~2.5 KiB, plus names and URLs): 4096 of them stay under 16 MiB.
+pub const MAX_CREDENTIAL_ENTRIES: u64 = 4096;
+/// The verified-token cache keeps each caller's claims: at most twice the token's size
+/// (parsed JSON) plus ~256 bytes of bookkeeping, within 16 MiB in all.
+pub const TOKEN_CACHE_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+
+fn token_entry_bytes(max_token_bytes: u64) -> u64 {
+    2 * max_token_bytes + 256
 }
 
 /// What the cache is keyed by.

@@ -197,6 +197,9 @@ pub fn from_value(value: Value) -> Result<Config, ConfigError> {
     };
     config.auth.validate()?;
     config.cache.validate()?;
+    config
+        .cache
+        .validate_token_entries(config.auth.max_token_bytes)?;
     if let Some(oidc) = &config.oidc {
         oidc.validate()?;
     }

@@ -55,10 +55,16 @@ pub struct OutboundRequest {
     pub body: Vec<u8>,
     /// Give up (and report [`TransportError::Timeout`]) after this long.
     pub timeout_ms: u64,
+    /// Stop reading (and report [`TransportError::TooLarge`]) once the body passes this:
+    /// a hostile or broken upstream cannot make the isolate buffer without bound.
+    pub max_response_bytes: usize,
 }
 
 /// Timeout for outbound calls that do not set their own.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+/// Largest response body read from any upstream (JWKS, discovery, STS, ECR answers are a
+/// few KiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 // Hand-written: outbound requests may carry signatures or session tokens in headers.
 impl std::fmt::Debug for OutboundRequest {
@@ -83,6 +89,7 @@ impl OutboundRequest {
             headers: vec![("accept".into(), "application/json".into())],
             body: Vec::new(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -118,6 +125,8 @@ impl OutboundResponse {
 pub enum TransportError {
     /// No answer within the configured time.
     Timeout,
+    /// The body passed `max_response_bytes`; reading stopped there.
+    TooLarge,
     /// Connection or runtime failure; the text is for the log only.
     Network(String),
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::AuthError;
 use crate::config_support::validate_url;
-use crate::runtime::{HttpClient, OutboundRequest, DEFAULT_TIMEOUT_MS};
+use crate::runtime::{HttpClient, OutboundRequest, TransportError, DEFAULT_TIMEOUT_MS};
 use crate::singleflight::{Abandoned, FlightOptions, SingleFlight};
 
 /// A key that can verify exactly one JWS algorithm.
@@ -345,19 +345,20 @@ async fn discover_jwks_uri(issuer: &str, http: &dyn HttpClient) -> Result<String
     Ok(jwks_uri.to_owned())
 }
 
-/// Largest key-set or discovery document accepted.
+/// Largest key-set or discovery document accepted: reading stops there.
 const MAX_DOC_BYTES: usize = 256 * 1024;
 
 async fn get_json(url: &str, http: &dyn HttpClient) -> Result<Value, AuthError> {
-    let response = http
-        .send(OutboundRequest::get(url))
-        .await
-        .map_err(|_| AuthError::KeysUnavailable("fetch failed"))?;
+    let request = OutboundRequest {
+        max_response_bytes: MAX_DOC_BYTES,
+        ..OutboundRequest::get(url)
+    };
+    let response = http.send(request).await.map_err(|e| match e {
+        TransportError::TooLarge => AuthError::KeysUnavailable("document too large"),
+        _ => AuthError::KeysUnavailable("fetch failed"),
+    })?;
     if response.status != 200 {
         return Err(AuthError::KeysUnavailable("fetch returned an error status"));
-    }
-    if response.body.len() > MAX_DOC_BYTES {
-        return Err(AuthError::KeysUnavailable("document too large"));
     }
     serde_json::from_slice(&response.body)
         .map_err(|_| AuthError::KeysUnavailable("document is not JSON"))

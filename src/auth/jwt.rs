@@ -144,18 +144,7 @@ impl Verifier {
             .map(|i| &i.config)
     }
 
-    /// Verifies the `Authorization` header value.
-    pub async fn verify_header(
-        &self,
-        authorization: Option<&str>,
-        now_ms: u64,
-        http: &dyn HttpClient,
-    ) -> Result<VerifiedCaller, AuthError> {
-        let token = bearer_token(authorization).ok_or(AuthError::MissingToken)?;
-        self.verify(token, now_ms, http).await
-    }
-
-    /// Verifies a compact JWS token (or finds it verified moments ago).
+    /// Verifies a compact JWS token (or finds it verified, and authorized, moments ago).
     pub async fn verify(
         &self,
         token: &str,
@@ -169,12 +158,28 @@ impl Verifier {
         if let Some(caller) = self.tokens.get(&digest, now_ms, |iss| self.generation(iss)) {
             return Ok(caller);
         }
-        let caller = self.verify_uncached(token, now_ms, http).await?;
+        self.verify_uncached(token, now_ms, http).await
+    }
+
+    /// Callers remembered in the verified-token cache (tests, benchmark).
+    pub fn remembered_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Remembers a caller just verified from `token` *and authorized*, so its next
+    /// requests skip signature verification. Only authorized callers: anyone who can mint
+    /// a valid token for a configured issuer (any GitHub user, for GitHub's) could
+    /// otherwise fill the cache and push real callers out.
+    pub fn remember(&self, token: &str, caller: &VerifiedCaller, now_ms: u64) {
         let valid_until_ms = (caller.expires_at() + self.leeway.num_seconds()).max(0) as u64 * 1000;
         let generation = self.generation(caller.issuer());
-        self.tokens
-            .insert(digest, caller.clone(), valid_until_ms, generation, now_ms);
-        Ok(caller)
+        self.tokens.insert(
+            TokenCache::digest(token),
+            caller.clone(),
+            valid_until_ms,
+            generation,
+            now_ms,
+        );
     }
 
     /// Full verification, no token cache.

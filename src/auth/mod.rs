@@ -142,6 +142,13 @@ impl AuthConfig {
                 "must be positive",
             ));
         }
+        // 0 would let every token with an unknown `kid` trigger a fetch.
+        if !(1..=3600).contains(&self.jwks_min_refetch_seconds) {
+            return Err(ConfigError::key(
+                "auth.jwks_min_refetch_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
         for (i, issuer) in self.issuers.iter().enumerate() {
             issuer.validate(&format!("auth.issuers[{i}]"))?;
             if self.issuers[..i].iter().any(|o| o.issuer == issuer.issuer) {

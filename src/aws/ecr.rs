@@ -4,7 +4,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::log_safe;
-use crate::runtime::OutboundRequest;
+use crate::runtime::{OutboundRequest, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::secrets::SecretString;
 
 pub const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
@@ -24,6 +24,7 @@ pub fn get_authorization_token_request(endpoint: &str, timeout_ms: u64) -> Outbo
         ],
         body: b"{}".to_vec(),
         timeout_ms,
+        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
     }
 }
 

@@ -112,6 +112,10 @@ where
             Err(TransportError::Network(_)) => {
                 (UpstreamError::new(call.step, UpstreamKind::Error), true)
             }
+            // Not an answer AWS gives: no point asking again.
+            Err(TransportError::TooLarge) => {
+                (UpstreamError::new(call.step, UpstreamKind::Error), false)
+            }
         };
         let (mut error, retryable) = failure;
         error.attempts = attempt;

@@ -4,7 +4,7 @@ use chrono::DateTime;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{log_safe, AwsCredentials};
-use crate::runtime::OutboundRequest;
+use crate::runtime::{OutboundRequest, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::secrets::SecretString;
 
 pub const STS_API_VERSION: &str = "2011-06-15";
@@ -89,6 +89,7 @@ fn form_post(endpoint: &str, params: &[(&str, &str)], timeout_ms: u64) -> Outbou
         )],
         body: aws_form_encode(params).into_bytes(),
         timeout_ms,
+        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
     }
 }
 

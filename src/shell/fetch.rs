@@ -4,11 +4,38 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::{select, Either};
+use futures_util::StreamExt as _;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
 pub struct WorkerFetch;
+
+/// Reads the body chunk by chunk and stops once it passes `limit` (a declared
+/// `Content-Length` over the limit stops it before the first byte).
+async fn read_limited(
+    resp: &mut worker::Response,
+    limit: usize,
+) -> Result<Vec<u8>, TransportError> {
+    let net = |e: worker::Error| TransportError::Network(e.to_string());
+    let declared = resp.headers().get("content-length").ok().flatten();
+    if declared
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(TransportError::TooLarge);
+    }
+    let mut stream = resp.stream().map_err(net)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(net)?;
+        if body.len() + chunk.len() > limit {
+            return Err(TransportError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// Retry backoff on the Workers timer.
 pub struct WorkerSleeper;
@@ -53,7 +80,7 @@ impl HttpClient for WorkerFetch {
             let mut resp = fetch.send_with_signal(&signal).await.map_err(net)?;
             let status = resp.status_code();
             let headers = resp.headers().entries().collect::<Vec<_>>();
-            let body = resp.bytes().await.map_err(net)?;
+            let body = read_limited(&mut resp, request.max_response_bytes).await?;
             Ok(OutboundResponse {
                 status,
                 headers,
@@ -63,7 +90,12 @@ impl HttpClient for WorkerFetch {
         let timer = Delay::from(Duration::from_millis(request.timeout_ms));
         futures_util::pin_mut!(call);
         match select(call, timer).await {
-            Either::Left((result, _)) => result,
+            Either::Left((result, _)) => {
+                if result.is_err() {
+                    controller.abort(); // stop the body transfer we walked away from
+                }
+                result
+            }
             Either::Right(((), _)) => {
                 controller.abort();
                 Err(TransportError::Timeout)

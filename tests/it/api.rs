@@ -294,3 +294,25 @@ fn docs_error_table_lists_exactly_the_codes() {
         .collect();
     assert_eq!(rows, codes);
 }
+
+/// Issue 11: only authorized callers enter the verified-token cache, so valid tokens of
+/// callers without access (any GitHub user, for a GitHub issuer) cannot fill it.
+#[test]
+fn only_authorized_callers_are_remembered() {
+    let broker = broker_with_vars(&[]);
+    let http = FakeHttp::new();
+    for i in 0..50 {
+        let token = dev_token(json!({"projects": ["other"], "sub": format!("user-{i}")}));
+        let outcome = run(
+            &broker,
+            &get("/registry/credentials?project=my-app", Some(&token)),
+            &http,
+        );
+        assert_eq!(outcome.response.status, 403);
+    }
+    assert_eq!(broker.verifier().remembered_tokens(), 0);
+    let token = dev_token(json!({"projects": ["my-app"]}));
+    let request = get("/registry/credentials?project=my-app", Some(&token));
+    assert_eq!(run(&broker, &request, &http).response.status, 200);
+    assert_eq!(broker.verifier().remembered_tokens(), 1);
+}

@@ -330,3 +330,36 @@ fn hs256_secret_is_checked_at_start_up() {
     assert!(Broker::new(config.clone(), &not_b64).is_err());
     assert!(Broker::new(config, &crate::common::secrets()).is_ok());
 }
+
+/// Issue 11: the caches fit an isolate, and a zero refetch interval is refused.
+#[test]
+fn memory_bounds_and_refetch_floor() {
+    let key_of = |vars: &[(&str, &str)]| match config::load_embedded(None, vars.iter().copied()) {
+        Ok(_) => None,
+        Err(ConfigError::Key { key, .. }) => Some(key),
+        Err(other) => panic!("{other}"),
+    };
+    assert_eq!(key_of(&[("RISE_CACHE__MAX_ENTRIES", "4096")]), None);
+    assert_eq!(
+        key_of(&[("RISE_CACHE__MAX_ENTRIES", "4097")]).as_deref(),
+        Some("cache.max_entries")
+    );
+    // 16 MiB / (2 × 8192 + 256) = 1008 tokens of the default maximum size.
+    assert_eq!(key_of(&[("RISE_CACHE__TOKEN_ENTRIES", "1008")]), None);
+    assert_eq!(
+        key_of(&[("RISE_CACHE__TOKEN_ENTRIES", "1009")]).as_deref(),
+        Some("cache.token_entries")
+    );
+    // Smaller tokens, more of them.
+    assert_eq!(
+        key_of(&[
+            ("RISE_CACHE__TOKEN_ENTRIES", "7000"),
+            ("RISE_AUTH__MAX_TOKEN_BYTES", "1024")
+        ]),
+        None
+    );
+    assert_eq!(
+        key_of(&[("RISE_AUTH__JWKS_MIN_REFETCH_SECONDS", "0")]).as_deref(),
+        Some("auth.jwks_min_refetch_seconds")
+    );
+}

@@ -237,22 +237,28 @@ fn single_key_without_kid_accepts_tokens_without_kid() {
 fn cached_tokens_never_outlive_a_key_rotation_or_their_expiry() {
     let v = verifier(&[]).with_token_cache(100);
     let http = FakeHttp::new();
+    // As the API does for an authorized caller: verify, then remember.
+    let verify = |token: &str, now_ms: u64| {
+        let result = block_on(v.verify(token, now_ms, &http));
+        if let Ok(caller) = &result {
+            v.remember(token, caller, now_ms);
+        }
+        result
+    };
     http.route_json(JWKS_URL, &json!({"keys": [jwk(1, "k1")]}));
     let old = token("https://idp.test", 1, "k1");
-    assert!(block_on(v.verify(&old, NOW_MS, &http)).is_ok());
+    assert!(verify(&old, NOW_MS).is_ok());
     assert!(
-        block_on(v.verify(&old, NOW_MS + S, &http)).is_ok(),
+        verify(&old, NOW_MS + S).is_ok(),
         "served from the token cache"
     );
     assert_eq!(http.calls_to(JWKS_URL), 1);
     // Rotation: k1 withdrawn. A k2 token triggers the refetch; the cached k1 token must
     // now be verified again — and fail.
     http.route_json(JWKS_URL, &json!({"keys": [jwk(2, "k2")]}));
-    assert!(
-        block_on(v.verify(&token("https://idp.test", 2, "k2"), NOW_MS + 61 * S, &http)).is_ok()
-    );
+    assert!(verify(&token("https://idp.test", 2, "k2"), NOW_MS + 61 * S).is_ok());
     assert_eq!(
-        block_on(v.verify(&old, NOW_MS + 62 * S, &http)).unwrap_err(),
+        verify(&old, NOW_MS + 62 * S).unwrap_err(),
         AuthError::InvalidToken("unknown key id")
     );
 
@@ -262,13 +268,10 @@ fn cached_tokens_never_outlive_a_key_rotation_or_their_expiry() {
     let short = Ed25519
         .token(&Header::empty().with_key_id("k2"), &claims, &key(2))
         .unwrap();
-    assert!(block_on(v.verify(&short, NOW_MS + 90 * S, &http)).is_ok());
-    assert!(
-        block_on(v.verify(&short, NOW_MS + 150 * S, &http)).is_ok(),
-        "within leeway"
-    );
+    assert!(verify(&short, NOW_MS + 90 * S).is_ok());
+    assert!(verify(&short, NOW_MS + 150 * S).is_ok(), "within leeway");
     assert_eq!(
-        block_on(v.verify(&short, NOW_MS + 161 * S, &http)).unwrap_err(),
+        verify(&short, NOW_MS + 161 * S).unwrap_err(),
         AuthError::Expired
     );
 }
@@ -303,4 +306,21 @@ fn a_jwks_fetch_that_never_resumes_cannot_wedge_the_issuer() {
     );
     assert_eq!(http.calls_to(JWKS_URL), 2);
     drop(stuck);
+}
+
+/// Issue 11: a key set larger than the limit is not read (the shell stops the stream;
+/// the fake refuses the same way) and the issuer's tokens get a clean 502-class refusal.
+#[test]
+fn an_oversized_key_set_is_refused() {
+    let v = verifier(&[]);
+    let http = FakeHttp::new();
+    let padding = "x".repeat(300 * 1024);
+    http.route_json(
+        JWKS_URL,
+        &json!({"keys": [jwk(1, "k1")], "padding": padding}),
+    );
+    assert_eq!(
+        block_on(v.verify(&token("https://idp.test", 1, "k1"), NOW_MS, &http)).unwrap_err(),
+        AuthError::KeysUnavailable("document too large")
+    );
 }

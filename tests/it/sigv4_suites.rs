@@ -76,6 +76,7 @@ fn parse_request(raw: &str) -> Option<OutboundRequest> {
         headers,
         body: body.as_bytes().to_vec(),
         timeout_ms: 1000,
+        max_response_bytes: 1024,
     })
 }
 

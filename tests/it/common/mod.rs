@@ -116,6 +116,7 @@ impl FakeHttp {
 impl HttpClient for FakeHttp {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
         let url = request.url.clone();
+        let limit = request.max_response_bytes;
         self.calls.borrow_mut().push(request);
         let hang = {
             let mut hang = self.hang_once.borrow_mut();
@@ -128,19 +129,23 @@ impl HttpClient for FakeHttp {
         if self.yield_once.get() {
             yield_now().await;
         }
-        if let Some(answer) = self
+        let scripted = self
             .scripts
             .borrow_mut()
             .get_mut(&url)
-            .and_then(VecDeque::pop_front)
-        {
-            return answer;
+            .and_then(VecDeque::pop_front);
+        let answer = scripted.unwrap_or_else(|| {
+            self.routes
+                .borrow()
+                .get(&url)
+                .cloned()
+                .ok_or_else(|| TransportError::Network(format!("no route for {url}")))
+        });
+        // As the shell does: a body past the request's limit is not read.
+        match answer {
+            Ok(response) if response.body.len() > limit => Err(TransportError::TooLarge),
+            other => other,
         }
-        self.routes
-            .borrow()
-            .get(&url)
-            .cloned()
-            .ok_or_else(|| TransportError::Network(format!("no route for {url}")))
     }
 
     fn poll_timer(&self) -> Option<&dyn Sleeper> {
