@@ -102,11 +102,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
     let now_ms = Date::now().as_millis();
     let broker = broker(&env);
+    // The raw method string: the worker crate maps methods it does not know (QUERY,
+    // PROPFIND, …) to GET, which must not reach the GET routes.
+    let method = req.inner().method();
+    let url = req.url().ok();
     let request = ApiRequest {
-        method: req.method().to_string(),
-        path: req.path(),
-        query: req.url()?.query().map(str::to_owned),
-        authorization: req.headers().get("authorization")?,
+        method,
+        // A URL the runtime cannot parse (CONNECT's authority form) is no route of ours.
+        path: url.as_ref().map(|u| u.path().to_owned()).unwrap_or_default(),
+        query: url.as_ref().and_then(|u| u.query()).map(str::to_owned),
+        authorization: req.headers().get("authorization").ok().flatten(),
     };
     let secrets = EnvSecrets(&env);
     let http = fetch::WorkerFetch;

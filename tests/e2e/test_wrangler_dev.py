@@ -235,3 +235,33 @@ RISE_AUTH__ISSUERS = [{{ issuer = "toml-issuer", audience = "rise", hs256_secret
         assert w.get(CREDS + "?project=my-app", dev_token(secret))[0] == 401
     finally:
         w.stop()
+
+
+def test_every_other_method_is_405_whatever_the_runtime_calls_it(worker, secret):
+    """Issue 11: the worker crate turns methods it does not know into GET; the broker
+    reads the raw method. Sent with raw method strings over a plain socket client."""
+    import http.client
+    token = dev_token(secret)
+    methods = ["QUERY", "PROPFIND", "SEARCH", "MKCOL", "LOCK", "POST", "PUT", "DELETE", "PATCH",
+               "OPTIONS", "HEAD"]
+    for path in (CREDS + "?project=my-app", "/health"):
+        for method in methods:
+            conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=30)
+            conn.request(method, path, headers={"Authorization": f"Bearer {token}"})
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            conn.close()
+            assert resp.status == 405, (method, path, resp.status, body)
+            assert resp.getheader("Allow") == "GET", method
+            if method != "HEAD":
+                assert json.loads(body)["code"] == "method_not_allowed", (method, body)
+                assert "password" not in body
+    # CONNECT never reaches the worker: workerd refuses it itself ("Incoming CONNECT on a
+    # worker not supported") with its own plain-text 500. Nothing is issued.
+    conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=30)
+    conn.request("CONNECT", CREDS + "?project=my-app", headers={"Authorization": f"Bearer {token}"})
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    assert resp.status == 500 and "password" not in body and "registry_url" not in body, body
+    assert "CONNECT on a worker not supported" in worker.wait_for_log("CONNECT on a worker")
