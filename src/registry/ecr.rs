@@ -260,6 +260,14 @@ fn valid_role_arn(arn: &str) -> bool {
 pub const EXPIRY_MARGIN_MS: u64 = 60_000;
 /// A cached `role_arn` session is replaced when less than this is left.
 const CHAIN_REFRESH_MS: u64 = 5 * 60_000;
+/// Answers to the push-role AssumeRole that mean the cached `role_arn` session is no
+/// longer good.
+const REVOKED_SESSION_CODES: &[&str] = &[
+    "AccessDenied",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+];
 /// AWS caps a chained role session at one hour.
 const CHAINED_MAX_SECONDS: u64 = 3600;
 
@@ -440,8 +448,21 @@ impl EcrProvider {
             max_seconds,
         )
         .map_err(ProviderError::Misconfigured)?;
-        self.assume_role(Step::StsAssumeRole, &assume, &source, ctx, trace)
-            .await
+        let result = self
+            .assume_role(Step::StsAssumeRole, &assume, &source, ctx, trace)
+            .await;
+        if let Err(ProviderError::Upstream(error)) = &result {
+            // The cached `role_arn` session may have been revoked (role session policy,
+            // deleted key, "revoke sessions"): never reuse it after AWS refused it.
+            if error
+                .aws_code
+                .as_deref()
+                .is_some_and(|code| REVOKED_SESSION_CODES.contains(&code))
+            {
+                self.chained.borrow_mut().take();
+            }
+        }
+        result
     }
 
     /// The `role_arn` session: cached until five minutes before it expires.

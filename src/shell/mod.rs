@@ -109,7 +109,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let request = ApiRequest {
         method,
         // A URL the runtime cannot parse (CONNECT's authority form) is no route of ours.
-        path: url.as_ref().map(|u| u.path().to_owned()).unwrap_or_default(),
+        path: url
+            .as_ref()
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default(),
         query: url.as_ref().and_then(|u| u.query()).map(str::to_owned),
         authorization: req.headers().get("authorization").ok().flatten(),
     };

@@ -227,6 +227,65 @@ fn role_chaining_costs_one_more_call_and_is_cached() {
     assert_eq!(http.calls_for(STS).len(), 3);
 }
 
+/// Issue 11: once AWS refuses the push AssumeRole made from the cached `role_arn`
+/// session (revoked, expired, key gone), that session is dropped and the next issuance
+/// assumes `role_arn` afresh; other failures keep it.
+#[test]
+fn a_refused_chained_session_is_dropped() {
+    for (code, drops) in [
+        ("AccessDenied", true),
+        ("ExpiredToken", true),
+        ("InvalidClientTokenId", true),
+        ("MalformedPolicyDocument", false),
+    ] {
+        let b = broker(&[
+            (
+                "RISE_REGISTRY__ROLE_ARN",
+                "arn:aws:iam::123456789012:role/rise-backend",
+            ),
+            ("RISE_CACHE__ENABLED", "false"),
+            ("RISE_REGISTRY__MAX_ATTEMPTS", "1"),
+        ]);
+        let http = FakeHttp::new();
+        http.script(
+            STS,
+            vec![
+                sts_ok("ASIACHAIN00000000001", 3600),
+                sts_ok("ASIASESSION000000001", 3600),
+                err(403, &sts_error(code)),
+                sts_ok("ASIACHAIN00000000002", 3600),
+                sts_ok("ASIASESSION000000002", 3600),
+            ],
+        );
+        http.script(
+            ECR,
+            vec![ecr_ok(NOW_F + 43_200.0), ecr_ok(NOW_F + 43_200.0)],
+        );
+        assert_eq!(issue(&b, &http, "project=my-app").0, 200);
+        assert_eq!(issue(&b, &http, "project=my-app").0, 502, "{code}");
+        let (status, _, audit, _) = issue(&b, &http, "project=my-app");
+        assert_eq!(status, 200, "{code}");
+        let calls = http.calls_for(STS);
+        let last_two: Vec<_> = calls[3..]
+            .iter()
+            .map(|c| param(&form(c), "RoleArn").map(str::to_owned))
+            .collect();
+        if drops {
+            assert_eq!(audit["subrequests"], 3, "{code}: role_arn assumed again");
+            assert_eq!(
+                last_two[0].as_deref(),
+                Some("arn:aws:iam::123456789012:role/rise-backend")
+            );
+        } else {
+            assert_eq!(audit["subrequests"], 2, "{code}: cached session kept");
+            assert_eq!(
+                last_two[0].as_deref(),
+                Some("arn:aws:iam::123456789012:role/rise-ecr-push")
+            );
+        }
+    }
+}
+
 #[test]
 fn throttling_is_retried_with_bounded_jitter() {
     let b = broker(&[]);

@@ -13,4 +13,5 @@ mod ecr_provider;
 mod jwks_remote;
 mod jwt_vectors;
 mod oidc;
+mod printing;
 mod sigv4_suites;
