@@ -37,7 +37,7 @@ TOKEN=$(cd bench && SECRET="$SECRET" node --input-type=module -e '
   console.log(await new SignJWT({ projects }).setProtectedHeader({ alg: "HS256" }).setIssuer("rise-dev")
     .setAudience("rise").setSubject("bench@example.com").setIssuedAt().setExpirationTime("2h").sign(key));')
 env_file=$(mktemp); printf 'RISE_JWT_SECRET=%s\nAWS_ACCESS_KEY_ID=AKIABENCH\nAWS_SECRET_ACCESS_KEY=bench-base-secret\n' "$SECRET" > "$env_file"
-vars=(--var RISE_REGISTRY__TYPE:ecr --var RISE_REGISTRY__REGION:us-east-1 --var RISE_REGISTRY__ACCOUNT_ID:123456789012
+vars=(--var RUN_MODE:development --var RISE_REGISTRY__TYPE:ecr --var RISE_REGISTRY__REGION:us-east-1 --var RISE_REGISTRY__ACCOUNT_ID:123456789012
       --var RISE_REGISTRY__REPO_PREFIX:rise/ --var RISE_REGISTRY__PUSH_ROLE_ARN:arn:aws:iam::123456789012:role/rise-ecr-push
       --var RISE_REGISTRY__STS_ENDPOINT:http://127.0.0.1:$FAKE_PORT/sts/ --var RISE_REGISTRY__ECR_ENDPOINT:http://127.0.0.1:$FAKE_PORT/ecr/)
 

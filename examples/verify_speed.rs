@@ -22,7 +22,11 @@ fn main() {
         {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
     ])
     .to_string();
-    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let config = config::load_embedded(
+        Some("development"),
+        [("RISE_AUTH__ISSUERS", issuers.as_str())],
+    )
+    .unwrap();
     let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
     let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
     let now_ms = corpus["now"].as_u64().unwrap() * 1000;

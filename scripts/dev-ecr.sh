@@ -22,6 +22,7 @@ echo "[dev-ecr] moto on http://127.0.0.1:$moto_port (signatures enforced)"
 cat .dev.vars "$env_file.aws" > "$env_file"
 export WRANGLER_SEND_METRICS=false
 npx wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" --env-file "$env_file" \
+  --var RUN_MODE:development \
   --var RISE_REGISTRY__TYPE:ecr --var RISE_REGISTRY__REGION:us-east-1 \
   --var RISE_REGISTRY__ACCOUNT_ID:123456789012 --var RISE_REGISTRY__REPO_PREFIX:rise/ \
   --var RISE_REGISTRY__PUSH_ROLE_ARN:arn:aws:iam::123456789012:role/rise-ecr-push \

@@ -11,4 +11,4 @@ if [ ! -f .dev.vars ]; then
 fi
 echo "[dev] get a token: scripts/dev-token.sh my-app"
 export WRANGLER_SEND_METRICS=false
-exec npx wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}"
+exec npx wrangler dev --ip 127.0.0.1 --port "${PORT:-8787}" --var RUN_MODE:development

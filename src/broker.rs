@@ -72,7 +72,7 @@ impl Broker {
             None => None,
         };
         let services = Services { oidc: oidc.clone() };
-        let provider = create_registry_provider(&config.registry, &services)?;
+        let provider = create_registry_provider(&config.registry, &services, secrets)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         format!("{:?}", config.registry).hash(&mut hasher);
         Ok(Broker {

@@ -4,7 +4,8 @@
 //! 1. `config/default.toml`
 //! 2. `config/{RUN_MODE}.toml` when the `RUN_MODE` var is set (an unknown mode is an error:
 //!    a typo must not silently run the defaults in production)
-//! 3. `config/local.toml` when it existed at build time (gitignored)
+//! 3. `config/local.toml` when it existed at build time (gitignored), and only when
+//!    `RUN_MODE` is `development`
 //! 4. worker vars `RISE_<SECTION>__<KEY>` (a JSON object/array value replaces the key whole)
 //!
 //! Tables merge key by key, arrays and scalars replace. A table whose `type` changes
@@ -39,12 +40,28 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
 }
 
+/// The run mode of `wrangler dev`: the only one with the dev issuer, the local docker
+/// registry and `config/local.toml`.
+pub const DEVELOPMENT: &str = "development";
+
 /// Loads the embedded layers plus `vars` (all worker vars; only `RISE_*__*` ones are used).
+/// `RUN_MODE` must be set: a `wrangler deploy` that forgot `--env production` stops here
+/// instead of serving the development defaults to the internet.
 pub fn load_embedded<'a>(
     run_mode: Option<&str>,
     vars: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<Config, ConfigError> {
-    load(embedded::FILES, run_mode, vars)
+    let mode = run_mode
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ConfigError::key(
+                "RUN_MODE",
+                "is not set: `development` under wrangler dev (scripts/dev.sh), \
+             `production` for `wrangler deploy --env production`",
+            )
+        })?;
+    load(embedded::FILES, Some(mode), vars)
 }
 
 /// Loads `files` (name → layer as JSON) layered by `run_mode`, then `vars` on top.
@@ -65,7 +82,8 @@ fn merged_layers<'a>(
 ) -> Result<Value, ConfigError> {
     let file = |name: &str| files.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
     let mut merged = parse_layer("default", file("default").unwrap_or("{}"))?;
-    if let Some(mode) = run_mode.map(str::trim).filter(|m| !m.is_empty()) {
+    let run_mode = run_mode.map(str::trim).filter(|m| !m.is_empty());
+    if let Some(mode) = run_mode {
         let text = match mode {
             "default" | "local" => None,
             _ => file(mode),
@@ -73,7 +91,8 @@ fn merged_layers<'a>(
         .ok_or_else(|| ConfigError::key("RUN_MODE", "names no embedded config file"))?;
         merge(&mut merged, parse_layer(mode, text)?);
     }
-    if let Some(text) = file("local") {
+    // A developer's local.toml never reaches a production build's config.
+    if let Some(text) = file("local").filter(|_| run_mode == Some(DEVELOPMENT)) {
         merge(&mut merged, parse_layer("local", text)?);
     }
     merge(&mut merged, vars_overlay(vars)?);

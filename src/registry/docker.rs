@@ -11,7 +11,7 @@ use super::{
 use crate::error::ConfigError;
 use crate::project::ProjectName;
 use crate::runtime::Context;
-use crate::secrets::SecretString;
+use crate::secrets::{SecretString, Secrets};
 
 /// `[registry]` with `type = "docker"`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,7 +53,11 @@ impl ProviderConfig for DockerConfig {
         Ok(())
     }
 
-    fn build(&self, _services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+    fn build(
+        &self,
+        _services: &Services,
+        _secrets: &dyn Secrets,
+    ) -> Result<Box<dyn RegistryProvider>, ConfigError> {
         Ok(Box::new(DockerProvider::new(self.clone())))
     }
 }

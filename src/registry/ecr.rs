@@ -187,9 +187,18 @@ impl ProviderConfig for EcrConfig {
         Ok(())
     }
 
-    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+    fn build(
+        &self,
+        services: &Services,
+        secrets: &dyn Secrets,
+    ) -> Result<Box<dyn RegistryProvider>, ConfigError> {
         let oidc = match self.credentials {
-            CredentialSource::AccessKey => None,
+            CredentialSource::AccessKey => {
+                // Read again per issuance; checked here so a missing key is a start-up
+                // error (and `/health` says so) instead of a surprise on the first push.
+                base_credentials(secrets)?;
+                None
+            }
             CredentialSource::WebIdentity => Some(services.oidc.clone().ok_or_else(|| {
                 ConfigError::key(
                     "registry.credentials",

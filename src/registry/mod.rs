@@ -24,7 +24,7 @@ use crate::error::{ConfigError, PublicError, PublicFailure};
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
 use crate::runtime::Context;
-use crate::secrets::SecretString;
+use crate::secrets::{SecretString, Secrets};
 
 pub use docker::DockerConfig;
 pub use ecr::EcrConfig;
@@ -84,13 +84,15 @@ pub struct Services {
     pub oidc: Option<std::rc::Rc<TokenIssuer>>,
 }
 
-/// Builds the provider for a validated config. Fails (naming the key) when the provider
-/// needs a service that is not configured.
+/// Builds the provider for a validated config. Fails (naming the key or secret) when the
+/// provider needs a service that is not configured or a secret that is not set, so the
+/// broker (and `/health`) reports it at start-up rather than on some request.
 pub fn create_registry_provider(
     config: &RegistryConfig,
     services: &Services,
+    secrets: &dyn Secrets,
 ) -> Result<Box<dyn RegistryProvider>, ConfigError> {
-    config.section().build(services)
+    config.section().build(services, secrets)
 }
 
 /// What a provider's config section implements, in the provider's own file.
@@ -99,21 +101,34 @@ pub trait ProviderConfig: DeserializeOwned + Into<RegistryConfig> + 'static {
     const KIND: &'static str;
     /// Checks beyond the types (ranges, formats); errors name the key.
     fn validate(&self) -> Result<(), ConfigError>;
-    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError>;
+    /// The provider, once every secret it will read is known to be set.
+    fn build(
+        &self,
+        services: &Services,
+        secrets: &dyn Secrets,
+    ) -> Result<Box<dyn RegistryProvider>, ConfigError>;
 }
 
 /// The object-safe face of [`ProviderConfig`].
 trait Section {
     fn kind(&self) -> &'static str;
-    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError>;
+    fn build(
+        &self,
+        services: &Services,
+        secrets: &dyn Secrets,
+    ) -> Result<Box<dyn RegistryProvider>, ConfigError>;
 }
 
 impl<T: ProviderConfig> Section for T {
     fn kind(&self) -> &'static str {
         T::KIND
     }
-    fn build(&self, services: &Services) -> Result<Box<dyn RegistryProvider>, ConfigError> {
-        ProviderConfig::build(self, services)
+    fn build(
+        &self,
+        services: &Services,
+        secrets: &dyn Secrets,
+    ) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+        ProviderConfig::build(self, services, secrets)
     }
 }
 
@@ -253,6 +268,7 @@ pub trait RegistryProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::MapSecrets;
     use serde_json::json;
 
     #[test]
@@ -266,7 +282,14 @@ mod tests {
         .unwrap();
         assert_eq!(docker.kind(), "docker");
         let services = Services::default();
-        let kind = |c| create_registry_provider(c, &services).unwrap().kind();
+        let secrets = MapSecrets::default()
+            .with("AWS_ACCESS_KEY_ID", "AKID")
+            .with("AWS_SECRET_ACCESS_KEY", "secret");
+        let kind = |c| {
+            create_registry_provider(c, &services, &secrets)
+                .unwrap()
+                .kind()
+        };
         assert_eq!(kind(&docker), "docker");
         let ecr = RegistryConfig::from_table(json!({"type": "ecr", "region": "us-east-1",
             "account_id": "123456789012", "push_role_arn": "arn:aws:iam::123456789012:role/push"}))

@@ -40,7 +40,8 @@ class Worker:
         cmd = [str(ROOT / "node_modules/.bin/wrangler"), "dev", "--ip", "127.0.0.1",
                "--port", str(self.port), "--env-file", str(self.env_file),
                "--show-interactive-dev-session=false", "--inspector-port", str(free_port())]
-        for key, value in variables.items():
+        # The development config unless a test says otherwise (RUN_MODE must be set).
+        for key, value in {"RUN_MODE": "development", **variables}.items():
             cmd += ["--var", f"{key}:{value}"]
         cmd += list(extra_args)
         env = dict(os.environ, CI="true", WRANGLER_SEND_METRICS="false", NO_COLOR="1")

@@ -24,7 +24,7 @@ fn broker() -> Broker {
         ("RISE_AUTH__SERVICE_ACCOUNTS", rules.as_str()),
         ("RISE_AUTH__ADMINS", r#"["root@example.com"]"#),
     ];
-    let config = config::load_embedded(None, vars).unwrap();
+    let config = config::load_embedded(Some("development"), vars).unwrap();
     Broker::new(config, &secrets()).unwrap()
 }
 
@@ -127,7 +127,7 @@ fn service_account_rules_must_pin_the_owner() {
             json!([{"project": "my-app", "issuer": issuer, "audience": "rise", "claims": claims}])
                 .to_string();
         config::load_embedded(
-            None,
+            Some("development"),
             [
                 ("RISE_AUTH__ISSUERS", issuers.as_str()),
                 ("RISE_AUTH__SERVICE_ACCOUNTS", rules.as_str()),
@@ -269,7 +269,11 @@ fn claims_grant_access_defaults_to_first_party_only() {
         {"issuer": "https://ci.test", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET", "claims_grant_access": false},
     ])
     .to_string();
-    let c = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let c = config::load_embedded(
+        Some("development"),
+        [("RISE_AUTH__ISSUERS", issuers.as_str())],
+    )
+    .unwrap();
     let grants: Vec<bool> = c
         .auth
         .issuers

@@ -105,7 +105,10 @@ fn ecr_config() -> rise_registry_broker::registry::EcrConfig {
         ),
         ("RISE_REGISTRY__SESSION_DURATION_SECONDS", "3600"),
     ];
-    match config::load_embedded(None, vars).unwrap().registry {
+    match config::load_embedded(Some("development"), vars)
+        .unwrap()
+        .registry
+    {
         RegistryConfig::Ecr(c) => c,
         _ => unreachable!(),
     }

@@ -68,17 +68,48 @@ fn env_file_beats_default() {
     assert_eq!(docker(&c), ("default:5000", "from-default"));
 }
 
-#[test]
-fn local_beats_default() {
-    let c = load(&[("default", DEFAULT), ("local", LOCAL)], None, &[]).unwrap();
-    assert_eq!(docker(&c), ("default:5000", "from-local"));
-}
+const DEV: &str = r#"
+[registry]
+registry_url = "dev:5000"
+namespace = "from-dev"
+"#;
 
 #[test]
-fn local_beats_env_file() {
+fn local_beats_the_development_file() {
+    let files = [("default", DEFAULT), ("development", DEV), ("local", LOCAL)];
+    let c = load(&files, Some("development"), &[]).unwrap();
+    assert_eq!(docker(&c), ("dev:5000", "from-local"));
+}
+
+/// Issue 11: a `config/local.toml` on the build machine never reaches production (or any
+/// mode but development).
+#[test]
+fn local_is_ignored_outside_development() {
     let files = [("default", DEFAULT), ("production", PROD), ("local", LOCAL)];
     let c = load(&files, Some("production"), &[]).unwrap();
-    assert_eq!(docker(&c), ("prod:5000", "from-local"));
+    assert_eq!(docker(&c), ("prod:5000", "from-prod"));
+    let c = load(&[("default", DEFAULT), ("local", LOCAL)], None, &[]).unwrap();
+    assert_eq!(docker(&c), ("default:5000", "from-default"));
+}
+
+/// Issue 11: the embedded config needs `RUN_MODE`: a `wrangler deploy` that forgot
+/// `--env production` stops with a message naming it, instead of serving the
+/// development issuer and registry.
+#[test]
+fn embedded_config_needs_a_run_mode() {
+    for mode in [None, Some(""), Some("  ")] {
+        let err = config::load_embedded(mode, []).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Key { key, .. } if key == "RUN_MODE"),
+            "{err}"
+        );
+    }
+    let dev = config::load_embedded(Some("development"), []).unwrap();
+    assert_eq!(dev.auth.issuers[0].issuer, "rise-dev");
+    // Production has no development issuer and no local registry.
+    let prod = config::load_embedded(Some("production"), []).unwrap();
+    assert!(prod.auth.issuers.iter().all(|i| i.issuer != "rise-dev"));
+    assert!(!matches!(prod.registry, RegistryConfig::Docker(_)));
 }
 
 #[test]
@@ -163,7 +194,7 @@ fn embedded_production_file_is_a_valid_ecr_example() {
     };
     assert_eq!(ecr.repo_prefix, "rise/");
     assert_eq!(c.auth.issuers.len(), 2);
-    let c = config::load_embedded(None, []).unwrap();
+    let c = config::load_embedded(Some("development"), []).unwrap();
     assert_eq!(docker(&c), ("localhost:5000", "rise-apps"));
 }
 
@@ -171,7 +202,7 @@ fn embedded_production_file_is_a_valid_ecr_example() {
 fn json_var_replaces_a_list_whole() {
     let issuers = r#"[{"issuer":"https://ci.test","audience":"rise","jwks_url":"https://ci.test/keys","claims_grant_access":false}]"#;
     let c = config::load_embedded(
-        None,
+        Some("development"),
         [
             ("RISE_AUTH__ISSUERS", issuers),
             ("RISE_AUTH__LEEWAY_SECONDS", "30"),
@@ -269,7 +300,7 @@ fn service_account_rules_must_pin_more_than_issuer_and_audience() {
             r#"[{{"project":"my-app","issuer":"https://gh.test","audience":"rise","claims":{claims}}}]"#
         );
         config::load_embedded(
-            None,
+            Some("development"),
             [
                 ("RISE_AUTH__ISSUERS", issuers.as_str()),
                 ("RISE_AUTH__SERVICE_ACCOUNTS", rules.as_str()),
@@ -298,7 +329,7 @@ fn issuer_needs_exactly_one_key_source() {
     ] {
         let list = format!("[{issuer}]");
         let (key, _) = key_error(config::load_embedded(
-            None,
+            Some("development"),
             [("RISE_AUTH__ISSUERS", list.as_str())],
         ));
         assert!(key.starts_with("auth.issuers[0]"), "{key}");
@@ -307,7 +338,7 @@ fn issuer_needs_exactly_one_key_source() {
 
 #[test]
 fn hs256_secret_is_checked_at_start_up() {
-    let config = config::load_embedded(None, []).unwrap();
+    let config = config::load_embedded(Some("development"), []).unwrap();
     let err = Broker::new(config.clone(), &MapSecrets::default()).unwrap_err();
     assert_eq!(err, ConfigError::missing_secret("RISE_JWT_SECRET"));
     assert!(err.to_string().contains("RISE_JWT_SECRET"));
@@ -334,7 +365,10 @@ fn hs256_secret_is_checked_at_start_up() {
 /// Issue 11: the caches fit an isolate, and a zero refetch interval is refused.
 #[test]
 fn memory_bounds_and_refetch_floor() {
-    let key_of = |vars: &[(&str, &str)]| match config::load_embedded(None, vars.iter().copied()) {
+    let key_of = |vars: &[(&str, &str)]| match config::load_embedded(
+        Some("development"),
+        vars.iter().copied(),
+    ) {
         Ok(_) => None,
         Err(ConfigError::Key { key, .. }) => Some(key),
         Err(other) => panic!("{other}"),

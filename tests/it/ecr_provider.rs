@@ -526,3 +526,41 @@ fn forbidden_callers_cause_no_upstream_call() {
     assert_eq!(outcome.response.status, 403);
     assert_eq!(http.call_count(), 0);
 }
+
+/// Issue 11: `/health` is not `ok` while the AWS secrets the config needs are missing —
+/// the broker does not start, and every route answers 500 naming the secret.
+#[test]
+fn missing_aws_secrets_stop_the_broker_at_start() {
+    let vars = [
+        ("RISE_REGISTRY__TYPE", "ecr"),
+        ("RISE_REGISTRY__REGION", "us-east-1"),
+        ("RISE_REGISTRY__ACCOUNT_ID", "123456789012"),
+        (
+            "RISE_REGISTRY__PUSH_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/push",
+        ),
+    ];
+    let config = rise_registry_broker::config::load_embedded(Some("development"), vars).unwrap();
+    let only_key = secrets().with("AWS_ACCESS_KEY_ID", BASE_AKID);
+    let err = Broker::new(config, &only_key).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "worker secret `AWS_SECRET_ACCESS_KEY` is not set"
+    );
+    let http = FakeHttp::new();
+    let ctx = rise_registry_broker::runtime::Context {
+        now_ms: NOW_MS,
+        clock: &rise_registry_broker::runtime::FixedClock(NOW_MS),
+        http: &http,
+        secrets: &only_key,
+        sleeper: &RecordingSleeper::default(),
+    };
+    let health = block_on(rise_registry_broker::api::respond(
+        Err(&err),
+        &get("/health", None),
+        &ctx,
+    ));
+    assert_eq!(health.response.status, 500);
+    assert!(health.response.body.contains("AWS_SECRET_ACCESS_KEY"));
+    assert!(!health.response.body.contains(BASE_AKID));
+}

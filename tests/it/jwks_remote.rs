@@ -42,7 +42,7 @@ fn verifier(extra: &[(&str, &str)]) -> Verifier {
     .to_string();
     let mut vars = vec![("RISE_AUTH__ISSUERS", issuers.as_str())];
     vars.extend_from_slice(extra);
-    let config = config::load_embedded(None, vars).unwrap();
+    let config = config::load_embedded(Some("development"), vars).unwrap();
     Verifier::from_config(&config.auth, &MapSecrets::default()).unwrap()
 }
 
@@ -225,7 +225,9 @@ fn single_key_without_kid_accepts_tokens_without_kid() {
     let list =
         json!([{"issuer": "https://one.test", "audience": "rise", "jwks": {"keys": [only]}}])
             .to_string();
-    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", list.as_str())]).unwrap();
+    let config =
+        config::load_embedded(Some("development"), [("RISE_AUTH__ISSUERS", list.as_str())])
+            .unwrap();
     let v = Verifier::from_config(&config.auth, &MapSecrets::default()).unwrap();
     let mut claims = Claims::new(json!({"iss": "https://one.test", "aud": "rise"}));
     claims.expiration = chrono::DateTime::from_timestamp(NOW_S + 60, 0);

@@ -59,7 +59,11 @@ fn pyjwt_corpus() {
         {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"].to_string()},
     ])
     .to_string();
-    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let config = config::load_embedded(
+        Some("development"),
+        [("RISE_AUTH__ISSUERS", issuers.as_str())],
+    )
+    .unwrap();
     let secrets =
         MapSecrets::default().with("CORPUS_HS", corpus["hs256_secret_b64"].as_str().unwrap());
     let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
@@ -173,7 +177,9 @@ fn rfc_vectors_through_the_full_verifier() {
             json!({"issuer": "joe", "audience": "rise", "jwks": {"keys": [public]}})
         };
         let list = json!([issuer]).to_string();
-        let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", list.as_str())]).unwrap();
+        let config =
+            config::load_embedded(Some("development"), [("RISE_AUTH__ISSUERS", list.as_str())])
+                .unwrap();
         let secret = jwk
             .get("k")
             .and_then(Value::as_str)

@@ -309,7 +309,7 @@ fn oidc_vars() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn well_known_routes_exist_only_with_oidc() {
-    let config = config::load_embedded(None, oidc_vars()).unwrap();
+    let config = config::load_embedded(Some("development"), oidc_vars()).unwrap();
     let b = Broker::new(config, &key_secrets()).unwrap();
     let http = FakeHttp::new();
     let discovery = run(&b, &get("/.well-known/openid-configuration", None), &http);
@@ -359,7 +359,7 @@ fn well_known_routes_exist_only_with_oidc() {
 
 #[test]
 fn a_bad_key_secret_answers_every_route_500_naming_it() {
-    let config = config::load_embedded(None, oidc_vars()).unwrap();
+    let config = config::load_embedded(Some("development"), oidc_vars()).unwrap();
     let secrets = key_secrets().with("KEY_RS256", &pem("rsa1024"));
     let err = Broker::new(config, &secrets).unwrap_err();
     assert_eq!(
@@ -417,7 +417,7 @@ fn web_identity_vars(extra: &[(&'static str, &'static str)]) -> Vec<(&'static st
 fn keyless_broker(extra: &[(&'static str, &'static str)]) -> (Broker, MapSecrets) {
     let secrets = key_secrets();
     assert!(secrets.0.keys().all(|k| !k.starts_with("AWS_")));
-    let config = config::load_embedded(None, web_identity_vars(extra)).unwrap();
+    let config = config::load_embedded(Some("development"), web_identity_vars(extra)).unwrap();
     (Broker::new(config, &secrets).unwrap(), secrets)
 }
 
@@ -574,7 +574,7 @@ fn web_identity_needs_oidc_and_refuses_chaining() {
         .filter(|(k, _)| !k.starts_with("RISE_OIDC"))
         .collect();
     let err = Broker::new(
-        config::load_embedded(None, no_oidc).unwrap(),
+        config::load_embedded(Some("development"), no_oidc).unwrap(),
         &key_secrets(),
     )
     .unwrap_err();
@@ -586,7 +586,7 @@ fn web_identity_needs_oidc_and_refuses_chaining() {
         "RISE_REGISTRY__ROLE_ARN",
         "arn:aws:iam::123456789012:role/hop",
     )]);
-    let err = config::load_embedded(None, chained).unwrap_err();
+    let err = config::load_embedded(Some("development"), chained).unwrap_err();
     assert!(
         matches!(&err, ConfigError::Key { key, .. } if key == "registry.role_arn"),
         "{err}"
@@ -628,7 +628,7 @@ fn a_role_per_project_through_the_placeholder() {
         "RISE_REGISTRY__PUSH_ROLE_ARN",
         Box::leak(long.into_boxed_str()),
     )]);
-    let err = config::load_embedded(None, vars).unwrap_err();
+    let err = config::load_embedded(Some("development"), vars).unwrap_err();
     assert!(
         matches!(&err, ConfigError::Key { key, .. } if key == "registry.push_role_arn"),
         "{err}"

@@ -78,7 +78,11 @@ fn corpus_verifier() -> (Value, Verifier, u64) {
         {"issuer": corpus["jwks_issuer"], "audience": corpus["audience"], "jwks": corpus["jwks"]},
     ])
     .to_string();
-    let config = config::load_embedded(None, [("RISE_AUTH__ISSUERS", issuers.as_str())]).unwrap();
+    let config = config::load_embedded(
+        Some("development"),
+        [("RISE_AUTH__ISSUERS", issuers.as_str())],
+    )
+    .unwrap();
     let secrets = MapSecrets::default().with("HS", corpus["hs256_secret_b64"].as_str().unwrap());
     let verifier = Verifier::from_config(&config.auth, &secrets).unwrap();
     let now_ms = corpus["now"].as_u64().unwrap() * 1000;
@@ -92,7 +96,7 @@ fn config_from_vars() {
         ("RISE_REGISTRY__NAMESPACE", "team"),
         ("RISE_AUTH__LEEWAY_SECONDS", "5"),
     ];
-    let c = config::load_embedded(None, vars).unwrap();
+    let c = config::load_embedded(Some("development"), vars).unwrap();
     let RegistryConfig::Docker(d) = &c.registry else {
         panic!("docker expected")
     };
@@ -101,7 +105,8 @@ fn config_from_vars() {
         ("registry.example.com", "team")
     );
     assert_eq!(c.auth.leeway_seconds, 5);
-    let err = config::load_embedded(None, [("RISE_REGISTRY__TYPE", "ecr")]).unwrap_err();
+    let err =
+        config::load_embedded(Some("development"), [("RISE_REGISTRY__TYPE", "ecr")]).unwrap_err();
     assert!(
         matches!(err, ConfigError::Key { ref key, .. } if key == "registry.region"),
         "{err:?}"
@@ -110,7 +115,7 @@ fn config_from_vars() {
 
 #[wasm_bindgen_test]
 async fn request_to_response() {
-    let config = config::load_embedded(None, []).unwrap();
+    let config = config::load_embedded(Some("development"), []).unwrap();
     let broker = Broker::new(config, &secrets()).unwrap();
     let secrets = secrets();
     let env = Context {

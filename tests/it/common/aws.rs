@@ -33,7 +33,11 @@ pub fn broker(extra: &[(&str, &str)]) -> Broker {
         ("RISE_REGISTRY__ECR_ENDPOINT", ECR),
     ];
     vars.extend_from_slice(extra);
-    Broker::new(config::load_embedded(None, vars).unwrap(), &aws_secrets()).unwrap()
+    Broker::new(
+        config::load_embedded(Some("development"), vars).unwrap(),
+        &aws_secrets(),
+    )
+    .unwrap()
 }
 
 pub fn aws_secrets() -> MapSecrets {

@@ -179,7 +179,7 @@ pub fn secrets() -> MapSecrets {
 
 /// Embedded config + vars → broker (panics on config errors: use `config::load` to test those).
 pub fn broker_with_vars(vars: &[(&str, &str)]) -> Broker {
-    let config = config::load_embedded(None, vars.iter().copied()).expect("config");
+    let config = config::load_embedded(Some("development"), vars.iter().copied()).expect("config");
     Broker::new(config, &secrets()).expect("broker")
 }
 
