@@ -20,6 +20,10 @@ command -v worker-build >/dev/null 2>&1 || { need_apt pkg-config; need_apt libss
 if [ "$mode" = test ]; then
   need_apt chromium
   need_apt chromium-driver
+  # A real registry (distribution 2.8, token auth) and client for the registry_token tests.
+  need_apt docker-registry
+  need_apt skopeo
+  need_apt umoci
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "apt: installing ${apt_missing[*]}"

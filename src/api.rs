@@ -18,6 +18,7 @@ use crate::error::{ConfigError, PublicError, PublicFailure, RequestError};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::oidc::{self, TokenIssuer};
 use crate::project::{Access, ProjectName};
+use crate::registry::registry_token::TOKEN_PATH;
 use crate::registry::{CredentialRequest, ProviderError};
 use crate::runtime::Context;
 
@@ -66,6 +67,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/registry/credentials", "GET"),
     (oidc::DISCOVERY_PATH, "GET"),
     (oidc::JWKS_PATH, "GET"),
+    (TOKEN_PATH, "GET"),
 ];
 
 /// How long relying parties may keep the discovery document and key set. Short: a
@@ -90,6 +92,7 @@ pub async fn respond(
     }
     match *path {
         "/registry/credentials" => credentials(broker, request, ctx).await,
+        TOKEN_PATH => registry_token(broker, request, ctx).await,
         _ => plain(match broker {
             Ok(b) => static_route(b, path),
             Err(e) => ApiResponse::error(e),
@@ -125,6 +128,55 @@ fn static_route(broker: &Broker, path: &str) -> ApiResponse {
                 "version": env!("CARGO_PKG_VERSION"),
             }),
         ),
+    }
+}
+
+/// `GET /registry/token`: the Docker token endpoint, for a provider that is a token
+/// server (404 otherwise). Every answer is audited.
+async fn registry_token(
+    broker: Result<&Broker, &ConfigError>,
+    request: &ApiRequest,
+    ctx: &Context<'_>,
+) -> Outcome {
+    let broker = match broker {
+        Ok(b) => b,
+        Err(e) => return plain(ApiResponse::error(e)),
+    };
+    let Some(server) = broker.token_server() else {
+        return plain(ApiResponse::error(&RequestError::NotFound));
+    };
+    let mut audit = AuditLine {
+        event: "registry_token",
+        provider: broker.provider_kind(),
+        ..AuditLine::default()
+    };
+    let answer = server
+        .token(
+            request.authorization.as_deref(),
+            request.query.as_deref(),
+            ctx,
+        )
+        .await;
+    let response = match answer {
+        Ok(grant) => {
+            audit.outcome = Decision::Issued;
+            audit.sub = Some(grant.subject);
+            audit.project = grant.project.to_string();
+            audit.access = grant.access.as_str();
+            audit.scopes = grant.granted;
+            ApiResponse::json(200, &grant.body)
+        }
+        Err(refusal) => {
+            audit.outcome = Decision::Refused;
+            audit.code = Some(refusal.public.code.as_str());
+            audit.reason = Some(refusal.reason);
+            audit.sub = refusal.subject;
+            ApiResponse::error(&refusal.public)
+        }
+    };
+    Outcome {
+        response,
+        audit: Some(audit),
     }
 }
 

@@ -10,10 +10,12 @@ use serde::Serialize;
 /// One request's audit record. Fields that do not apply are left out of the JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AuditLine {
-    /// Always `registry_credentials` for now; other routes add their own events.
+    /// `registry_credentials` or `registry_token`.
     pub event: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub project: String,
     /// `push` or `pull`.
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub access: &'static str,
     /// The configured provider kind (`docker`, `ecr`, …).
     pub provider: &'static str,
@@ -51,6 +53,9 @@ pub struct AuditLine {
     /// Outbound calls (Worker subrequests) this request made, retries included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subrequests: Option<u32>,
+    /// Registry token requests: the scopes granted, `repository:name:actions`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 /// What was decided.

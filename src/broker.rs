@@ -14,7 +14,7 @@ use crate::error::ConfigError;
 use crate::oidc::TokenIssuer;
 use crate::registry::{
     create_registry_provider, CredentialRequest, ProviderError, RegistryCredentials,
-    RegistryProvider, Services, UpstreamTrace,
+    RegistryProvider, Services, TokenServer, UpstreamTrace,
 };
 use crate::runtime::Context;
 use crate::secrets::Secrets;
@@ -104,6 +104,11 @@ impl Broker {
         self.provider.kind()
     }
 
+    /// The registry token endpoint, when the provider is a token server.
+    pub fn token_server(&self) -> Option<&dyn TokenServer> {
+        self.provider.token_server()
+    }
+
     /// Credentials currently cached (for tests and the benchmark).
     pub fn cached_credentials(&self) -> usize {
         self.cache.len()
@@ -114,7 +119,7 @@ impl Broker {
     /// is refetched and served only if that fails. Failures are never cached.
     pub async fn issue(&self, request: &CredentialRequest<'_>, ctx: &Context<'_>) -> Issued {
         let mut trace = UpstreamTrace::default();
-        if !self.config.cache.enabled {
+        if !self.config.cache.enabled || !self.provider.cacheable() {
             let result = self.provider.credentials(request, ctx, &mut trace).await;
             return issued(result, CacheStatus::Off, false, trace);
         }

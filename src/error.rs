@@ -19,6 +19,8 @@ pub enum ErrorCode {
     MissingProject,
     InvalidProject,
     InvalidAccess,
+    InvalidService,
+    InvalidScope,
     MissingToken,
     InvalidToken,
     TokenExpired,
@@ -37,6 +39,8 @@ impl ErrorCode {
         ErrorCode::MissingProject,
         ErrorCode::InvalidProject,
         ErrorCode::InvalidAccess,
+        ErrorCode::InvalidService,
+        ErrorCode::InvalidScope,
         ErrorCode::MissingToken,
         ErrorCode::InvalidToken,
         ErrorCode::TokenExpired,
@@ -56,6 +60,8 @@ impl ErrorCode {
             ErrorCode::MissingProject => "missing_project",
             ErrorCode::InvalidProject => "invalid_project",
             ErrorCode::InvalidAccess => "invalid_access",
+            ErrorCode::InvalidService => "invalid_service",
+            ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::MissingToken => "missing_token",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TokenExpired => "token_expired",
@@ -72,7 +78,11 @@ impl ErrorCode {
 
     pub fn status(self) -> u16 {
         match self {
-            ErrorCode::MissingProject | ErrorCode::InvalidProject | ErrorCode::InvalidAccess => 400,
+            ErrorCode::MissingProject
+            | ErrorCode::InvalidProject
+            | ErrorCode::InvalidAccess
+            | ErrorCode::InvalidService
+            | ErrorCode::InvalidScope => 400,
             ErrorCode::MissingToken | ErrorCode::InvalidToken | ErrorCode::TokenExpired => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,

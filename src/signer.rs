@@ -104,6 +104,17 @@ impl SigningKey {
         &self.public_jwk
     }
 
+    /// The public key as DER SubjectPublicKeyInfo (what a certificate for it carries).
+    pub fn public_key_der(&self) -> Vec<u8> {
+        use p256::pkcs8::EncodePublicKey as _;
+        match &self.key {
+            PrivateKey::Es256(k) => k.verifying_key().to_public_key_der(),
+            PrivateKey::Rs256(k) => k.to_public_key().into_inner().to_public_key_der(),
+        }
+        .expect("a loaded key encodes")
+        .into_vec()
+    }
+
     /// Signs `claims` with `header` (its `kid` is set here).
     fn sign<H: Serialize, C: Serialize>(&self, header: Header<H>, claims: &Claims<C>) -> String {
         let header = header.with_key_id(&self.kid).with_token_type("JWT");

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{
-    AuthMethod, CredentialRequest, ProviderConfig, ProviderError, RegistryConfig,
-    RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
+    namespaced, validate_location, AuthMethod, CredentialRequest, ProviderConfig, ProviderError,
+    RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
 use crate::error::ConfigError;
 use crate::project::ProjectName;
@@ -28,29 +28,7 @@ impl ProviderConfig for DockerConfig {
     const KIND: &'static str = "docker";
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = &self.registry_url;
-        let host_ok = !url.is_empty()
-            && url.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-            });
-        if !host_ok {
-            return Err(ConfigError::key(
-                "registry.registry_url",
-                "must be a registry host[:port] without scheme or path",
-            ));
-        }
-        if !self.namespace.is_empty()
-            && !self
-                .namespace
-                .split('/')
-                .all(|seg| ProjectName::parse(seg).is_ok())
-        {
-            return Err(ConfigError::key(
-                "registry.namespace",
-                "must be `/`-separated lower-case path segments",
-            ));
-        }
-        Ok(())
+        validate_location(&self.registry_url, &self.namespace)
     }
 
     fn build(
@@ -71,11 +49,7 @@ impl From<DockerConfig> for RegistryConfig {
 impl DockerConfig {
     /// `{namespace}/{project}`, or just the project with an empty namespace.
     pub fn repository(&self, project: &ProjectName) -> String {
-        if self.namespace.is_empty() {
-            project.to_string()
-        } else {
-            format!("{}/{}", self.namespace, project)
-        }
+        namespaced(&self.namespace, project)
     }
 }
 

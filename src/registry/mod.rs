@@ -11,6 +11,7 @@
 
 pub mod docker;
 pub mod ecr;
+pub mod registry_token;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -28,16 +29,22 @@ use crate::secrets::{SecretString, Secrets};
 
 pub use docker::DockerConfig;
 pub use ecr::EcrConfig;
+pub use registry_token::RegistryTokenConfig;
 
 /// The `[registry]` section. `type` selects the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryConfig {
     Docker(DockerConfig),
     Ecr(EcrConfig),
+    RegistryToken(RegistryTokenConfig),
 }
 
 /// Every provider's `type` and parser, in the order error messages list them.
-const KINDS: &[Kind] = &[Kind::of::<DockerConfig>(), Kind::of::<EcrConfig>()];
+const KINDS: &[Kind] = &[
+    Kind::of::<DockerConfig>(),
+    Kind::of::<EcrConfig>(),
+    Kind::of::<RegistryTokenConfig>(),
+];
 
 impl RegistryConfig {
     /// The section as its provider's config.
@@ -45,6 +52,7 @@ impl RegistryConfig {
         match self {
             RegistryConfig::Docker(c) => c,
             RegistryConfig::Ecr(c) => c,
+            RegistryConfig::RegistryToken(c) => c,
         }
     }
 
@@ -153,6 +161,38 @@ fn parse<T: ProviderConfig>(map: Map<String, Value>) -> Result<RegistryConfig, C
     Ok(config.into())
 }
 
+/// Checks a `registry_url` (host[:port], no scheme or path) and a `namespace` (empty, or
+/// `/`-separated segments of the project grammar): shared by the providers that point at
+/// a registry of the operator's.
+pub fn validate_location(registry_url: &str, namespace: &str) -> Result<(), ConfigError> {
+    let host_ok = !registry_url.is_empty()
+        && registry_url
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !host_ok {
+        return Err(ConfigError::key(
+            "registry.registry_url",
+            "must be a registry host[:port] without scheme or path",
+        ));
+    }
+    if !namespace.is_empty() && !namespace.split('/').all(|s| ProjectName::parse(s).is_ok()) {
+        return Err(ConfigError::key(
+            "registry.namespace",
+            "must be `/`-separated lower-case path segments",
+        ));
+    }
+    Ok(())
+}
+
+/// `{namespace}/{project}`, or just the project with an empty namespace.
+pub fn namespaced(namespace: &str, project: &ProjectName) -> String {
+    if namespace.is_empty() {
+        project.to_string()
+    } else {
+        format!("{namespace}/{project}")
+    }
+}
+
 /// What a provider is asked for: an authorized caller, a valid project and an access level.
 pub struct CredentialRequest<'a> {
     pub caller: &'a VerifiedCaller,
@@ -246,6 +286,37 @@ impl PublicError for ProviderError {
     }
 }
 
+/// A Docker registry token server (distribution's "Token Authentication Specification").
+#[async_trait(?Send)]
+pub trait TokenServer {
+    /// `GET /registry/token?service=…&scope=…` with `Authorization: Basic …`.
+    async fn token(
+        &self,
+        authorization: Option<&str>,
+        query: Option<&str>,
+        ctx: &Context<'_>,
+    ) -> Result<TokenGrant, TokenRefusal>;
+}
+
+/// A registry token issued: the 200 body, and what the audit line records.
+#[derive(Debug)]
+pub struct TokenGrant {
+    pub body: Value,
+    pub subject: String,
+    pub project: ProjectName,
+    pub access: Access,
+    /// The granted scopes, `repository:name:actions`.
+    pub granted: Vec<String>,
+}
+
+/// A token request turned away: what the caller sees, and why (for the log only).
+#[derive(Debug)]
+pub struct TokenRefusal {
+    pub public: PublicFailure,
+    pub reason: String,
+    pub subject: Option<String>,
+}
+
 /// A registry back end.
 #[async_trait(?Send)]
 pub trait RegistryProvider {
@@ -255,6 +326,18 @@ pub trait RegistryProvider {
     /// The longest one issuance can take (all attempts, timeouts and backoff): requests
     /// waiting on another's issuance stop waiting after this and issue themselves.
     fn worst_case_ms(&self) -> u64;
+
+    /// Whether credentials may be cached per (project, access) and served to other
+    /// callers. `false` for credentials bound to the caller who asked.
+    fn cacheable(&self) -> bool {
+        true
+    }
+
+    /// The Docker registry token endpoint (`GET /registry/token`), for providers that
+    /// are the registry's token server.
+    fn token_server(&self) -> Option<&dyn TokenServer> {
+        None
+    }
 
     /// Issues credentials; records every upstream call in `trace`, success or not.
     async fn credentials(
@@ -298,7 +381,7 @@ mod tests {
         let err = RegistryConfig::from_table(json!({"type": "quay"})).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config key `registry.type` must be one of `docker`, `ecr`"
+            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`"
         );
     }
 }

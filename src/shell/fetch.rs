@@ -5,7 +5,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt as _;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+};
 
 use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
@@ -66,8 +68,11 @@ impl HttpClient for WorkerFetch {
             headers.set(name, value).map_err(net)?;
         }
         let mut init = RequestInit::new();
+        // Never follow a redirect: credentials, tokens and signatures would go wherever
+        // an upstream (or whoever answers in its name) points. A 3xx is an error answer.
         init.with_method(method(request.method))
-            .with_headers(headers);
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
         if !request.body.is_empty() {
             let body = js_sys::Uint8Array::from(request.body.as_slice());
             init.with_body(Some(body.into()));

@@ -18,6 +18,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Every secret the tests hand to a worker or an upstream: none may appear in anything a
+# worker writes (wrangler's stdout/stderr, captured in target/e2e-wrangler-*.log).
+SECRETS = set()
+# Vars and secrets that hold secret values (the rest are config or secret NAMES).
+SECRET_NAMES = {"RISE_JWT_SECRET", "CORPUS_HS256", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+
+def remember_secret(value):
+    """Registers a secret (and, for PEM keys and base64 keys, their recognisable parts)."""
+    if isinstance(value, bytes):
+        import base64 as b64
+        for form in (b64.b64encode(value).decode(), b64.urlsafe_b64encode(value).decode().rstrip("="),
+                     value.hex()):
+            SECRETS.add(form)
+        return
+    if "PRIVATE KEY" in value:
+        SECRETS.update(line for line in value.splitlines() if len(line) >= 40 and "-----" not in line)
+    elif len(value) >= 12:
+        SECRETS.add(value)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,6 +58,9 @@ class Worker:
         # an empty one keeps a developer's .dev.vars out of the test run.
         self.env_file = ROOT / "target" / f"e2e-{name}.env"
         self.env_file.write_text("".join(f'{k}="{v}"\n' for k, v in (secrets or {}).items()))
+        for key, value in {**variables, **(secrets or {})}.items():
+            if key in SECRET_NAMES or key.startswith("OIDC_KEY_"):
+                remember_secret(value)
         cmd = [str(ROOT / "node_modules/.bin/wrangler"), "dev", "--ip", "127.0.0.1",
                "--port", str(self.port), "--env-file", str(self.env_file),
                "--show-interactive-dev-session=false", "--inspector-port", str(free_port())]
@@ -66,6 +90,7 @@ class Worker:
     def request(self, path, method="GET", token=None, headers=None):
         req = urllib.request.Request(self.base + path, method=method, headers=dict(headers or {}))
         if token is not None:
+            remember_secret(token)
             req.add_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -131,6 +156,23 @@ class JwksServer:
 @pytest.fixture(scope="session", autouse=True)
 def built():
     subprocess.run(["bash", "scripts/build.sh"], cwd=ROOT, check=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_worker_output(built):
+    """After the whole run: scan every byte the workers wrote for every secret used."""
+    started = time.time()
+    yield
+    remember_secret("123456789012-auth-token")  # moto's ECR password, served to callers
+    logs = [p for p in (ROOT / "target").glob("e2e-wrangler-*.log") if p.stat().st_mtime >= started]
+    assert logs, "no worker output captured"
+    leaks = []
+    for path in logs:
+        text = path.read_text(errors="replace")
+        leaks += [f"{path.name}: {s[:6]}…" for s in SECRETS if s in text]
+    assert not leaks, f"secrets in worker output: {leaks}"
+    print(f"\nsecret scan: {len(SECRETS)} secrets, {len(logs)} worker logs "
+          f"({sum(p.stat().st_size for p in logs)} bytes), no leak")
 
 
 @pytest.fixture(scope="session")

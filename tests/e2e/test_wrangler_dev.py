@@ -191,7 +191,8 @@ def test_concurrent_cold_jwks_fetch_is_shared_under_workerd(secret):
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     public.update(kid="k", use="sig", alg="ES256")
     server.jwks = {"keys": [public]}
-    issuers = [{"issuer": server.url, "audience": "rise", "jwks_url": server.url + "/jwks"}]
+    issuers = [{"issuer": server.url, "audience": "rise", "jwks_url": server.url + "/jwks",
+                "claims_grant_access": True}]
     w = Worker({"RISE_JWT_SECRET": base64.b64encode(secret).decode(), "RISE_AUTH__ISSUERS": json.dumps(issuers)},
                "cold-jwks")
     try:

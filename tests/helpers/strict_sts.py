@@ -33,6 +33,7 @@ class StrictSts:
         self.providers = providers
         self.tokens = []  # every WebIdentityToken received, valid or not
         self.accepted = []  # verified claims of the accepted ones
+        self.issued = []  # the session credentials handed out
         self.sts = botocore.session.get_session().create_client(
             "sts", region_name="us-east-1", endpoint_url=moto_endpoint,
             aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
@@ -88,6 +89,7 @@ class StrictSts:
         if "Policy" in form:
             params["Policy"] = form["Policy"]
         creds = self.sts.assume_role(**params)["Credentials"]
+        self.issued.append(creds)
         source = claims.get("https://aws.amazon.com/source_identity", "")
         return 200, f"""<AssumeRoleWithWebIdentityResponse xmlns="{STS_NS}">
   <AssumeRoleWithWebIdentityResult>

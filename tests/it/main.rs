@@ -10,6 +10,7 @@ mod botocore_reference;
 mod cache;
 mod config_layers;
 mod ecr_provider;
+mod faults;
 mod jwks_remote;
 mod jwt_vectors;
 mod oidc;
