@@ -716,7 +716,11 @@ mod tests {
             scope("registry", "catalog", &["*"]),
             scope("repository(plugin)", repo, &["pull"]),
         ] {
-            assert_eq!(g(std::slice::from_ref(&other), Access::Push), vec![], "{other:?}");
+            assert_eq!(
+                g(std::slice::from_ref(&other), Access::Push),
+                vec![],
+                "{other:?}"
+            );
         }
         // Repeats and a mix: merged, only ours.
         let mixed = [

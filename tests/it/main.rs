@@ -15,4 +15,5 @@ mod jwks_remote;
 mod jwt_vectors;
 mod oidc;
 mod printing;
+mod registry_token;
 mod sigv4_suites;

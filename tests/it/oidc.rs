@@ -409,6 +409,7 @@ fn web_identity_vars(extra: &[(&'static str, &'static str)]) -> Vec<(&'static st
         ("RISE_REGISTRY__CREDENTIALS", "web_identity"),
     ];
     vars.extend(oidc_vars());
+    vars.retain(|(k, _)| extra.iter().all(|(e, _)| e != k));
     vars.extend_from_slice(extra);
     vars
 }
