@@ -20,11 +20,16 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(token jwks sts_xml ecr_json vars_overlay query)
 cargo +nightly fuzz build >/dev/null
 for target in "${targets[@]}"; do
-  mkdir -p "fuzz/corpus/$target"
+  mkdir -p "fuzz/corpus/$target" target
+  corpus="fuzz/corpus/$target"
+  if [ -n "${FUZZ_CORPUS_COPY:-}" ]; then  # smoke runs leave the committed corpus alone
+    rm -rf "target/fuzz-corpus/$target" && mkdir -p target/fuzz-corpus
+    cp -r "$corpus" "target/fuzz-corpus/$target"
+    corpus="target/fuzz-corpus/$target"
+  fi
   log="target/fuzz-$target.log"
-  mkdir -p target
   # -rss_limit_mb: well under an isolate's 128 MB times a margin for ASan.
-  if ! cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+  if ! cargo +nightly fuzz run "$target" "$corpus" -- \
       -max_total_time="$seconds" -rss_limit_mb=1024 -print_final_stats=1 >"$log" 2>&1; then
     tail -40 "$log"
     echo "[fuzz] $target FAILED (input in fuzz/artifacts/$target)" >&2

@@ -34,3 +34,7 @@ CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
 
 step "end-to-end: release build under wrangler dev"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+
+step "fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:-10} s (scripts/fuzz.sh)"
+# A copy of the seed corpora, so a CI run never rewrites the committed ones.
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" FUZZ_CORPUS_COPY=1 bash scripts/fuzz.sh

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::config_support::lenient;
+use crate::config_support::{in_range, lenient};
 use crate::error::ConfigError;
 use crate::project::Access;
 use crate::registry::RegistryCredentials;
@@ -62,12 +62,7 @@ impl CacheConfig {
                 format!("must be between 1 and {MAX_CREDENTIAL_ENTRIES}"),
             ));
         }
-        if !(1..=99).contains(&self.refresh_percent) {
-            return Err(ConfigError::key(
-                "cache.refresh_percent",
-                "must be between 1 and 99",
-            ));
-        }
+        in_range("cache.refresh_percent", self.refresh_percent, 1..=99)?;
         if self.min_remaining_seconds > 3600 {
             return Err(ConfigError::key(
                 "cache.min_remaining_seconds",

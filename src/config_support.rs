@@ -9,6 +9,22 @@ use serde_json::Value;
 
 use crate::error::ConfigError;
 
+/// `value` within `range`, or an error naming `key` and the bounds (never the value).
+pub fn in_range(
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::key(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
 /// Deserializes `value` and, on failure, reports the dotted key (prefixed by `prefix`)
 /// with a reason that never repeats the offending value.
 pub fn deserialize_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, ConfigError> {

@@ -11,7 +11,7 @@ use jwt_compact::{Claims, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::config_support::{is_loopback_http, lenient};
+use crate::config_support::{in_range, is_loopback_http, lenient};
 use crate::error::ConfigError;
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::Signer;
@@ -72,12 +72,7 @@ impl OidcConfig {
                 "must name at least one worker secret",
             ));
         }
-        if !(60..=3600).contains(&self.token_seconds) {
-            return Err(ConfigError::key(
-                "oidc.token_seconds",
-                "must be between 60 and 3600",
-            ));
-        }
+        in_range("oidc.token_seconds", self.token_seconds, 60..=3600)?;
         Ok(())
     }
 }

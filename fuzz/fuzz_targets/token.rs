@@ -3,8 +3,6 @@
 //! input may panic or reach the network (the HTTP client refuses every call).
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 use rise_registry_broker::auth::Verifier;
 use rise_registry_broker::config;
@@ -22,9 +20,8 @@ impl HttpClient for NoHttp {
 
 const JWKS: &str = include_str!("../seeds/jwks.json");
 
-fn verifier() -> &'static Verifier {
-    static V: OnceLock<Verifier> = OnceLock::new();
-    V.get_or_init(|| {
+fn verifier() -> Verifier {
+    {
         let issuers = serde_json::json!([
             {"issuer": "rise-dev", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
             {"issuer": "https://idp.test", "audience": "rise", "jwks": JWKS},
@@ -36,11 +33,18 @@ fn verifier() -> &'static Verifier {
         let secrets = MapSecrets::default()
             .with("RISE_JWT_SECRET", "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMi1ieXRlcyE=");
         Verifier::from_config(&config.auth, &secrets).unwrap()
-    })
+    }
+}
+
+thread_local! {
+    // Single-threaded by design (as the worker is): built once per fuzzing thread.
+    static VERIFIER: Verifier = verifier();
 }
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(token) = std::str::from_utf8(data) {
-        let _ = futures::executor::block_on(verifier().verify_uncached(token, 1_767_225_600_000, &NoHttp));
+        VERIFIER.with(|v| {
+            let _ = futures::executor::block_on(v.verify_uncached(token, 1_767_225_600_000, &NoHttp));
+        });
     }
 });

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config_support::{lenient, validate_url};
+use crate::config_support::{in_range, lenient, validate_url};
 use crate::error::{ConfigError, ErrorCode, PublicError, PublicFailure};
 use crate::project::ProjectName;
 
@@ -130,12 +130,7 @@ impl AuthConfig {
                 "must be at most 600",
             ));
         }
-        if !(1024..=65536).contains(&self.max_token_bytes) {
-            return Err(ConfigError::key(
-                "auth.max_token_bytes",
-                "must be between 1024 and 65536",
-            ));
-        }
+        in_range("auth.max_token_bytes", self.max_token_bytes, 1024..=65536)?;
         if self.jwks_cache_seconds == 0 {
             return Err(ConfigError::key(
                 "auth.jwks_cache_seconds",
@@ -143,12 +138,11 @@ impl AuthConfig {
             ));
         }
         // 0 would let every token with an unknown `kid` trigger a fetch.
-        if !(1..=3600).contains(&self.jwks_min_refetch_seconds) {
-            return Err(ConfigError::key(
-                "auth.jwks_min_refetch_seconds",
-                "must be between 1 and 3600",
-            ));
-        }
+        in_range(
+            "auth.jwks_min_refetch_seconds",
+            self.jwks_min_refetch_seconds,
+            1..=3600,
+        )?;
         for (i, issuer) in self.issuers.iter().enumerate() {
             issuer.validate(&format!("auth.issuers[{i}]"))?;
             if self.issuers[..i].iter().any(|o| o.issuer == issuer.issuer) {

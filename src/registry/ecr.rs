@@ -18,7 +18,7 @@ use crate::aws::sts::{self, AssumeRoleRequest, AssumeRoleWithWebIdentityRequest,
 use crate::aws::{
     log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind, SOURCE_IDENTITY_CLAIM,
 };
-use crate::config_support::{lenient, validate_url};
+use crate::config_support::{in_range, lenient, validate_url};
 use crate::error::ConfigError;
 use crate::oidc::{Mint, TokenIssuer, CALLER_CLAIM};
 use crate::project::{Access, ProjectName, MAX_PROJECT_LEN};
@@ -156,12 +156,7 @@ impl ProviderConfig for EcrConfig {
         if let Some(url) = &self.ecr_endpoint {
             validate_url("registry.ecr_endpoint", url)?;
         }
-        if !(100..=60_000).contains(&self.timeout_ms) {
-            return Err(ConfigError::key(
-                "registry.timeout_ms",
-                "must be between 100 and 60000",
-            ));
-        }
+        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
         if self.credentials == CredentialSource::WebIdentity {
             // The web identity session is already the least-privileged one; a chained hop
             // would cap it at one hour and need an AWS key again.
@@ -178,12 +173,7 @@ impl ProviderConfig for EcrConfig {
                 ));
             }
         }
-        if !(1..=5).contains(&self.max_attempts) {
-            return Err(ConfigError::key(
-                "registry.max_attempts",
-                "must be between 1 and 5",
-            ));
-        }
+        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
         Ok(())
     }
 
@@ -767,6 +757,34 @@ mod tests {
         assert!(!valid_role_arn("arn:aws:iam::123456789012:role/"));
         assert!(!valid_role_arn("arn:aws:iam::123456789012:role/a*"));
         assert!(valid_prefix("") && valid_prefix("rise/") && valid_prefix("a/b/"));
+    }
+
+    #[test]
+    fn registry_host_per_partition() {
+        let config = |region: &str| EcrConfig {
+            region: region.into(),
+            account_id: "123456789012".into(),
+            repo_prefix: String::new(),
+            role_arn: None,
+            push_role_arn: "arn:aws:iam::123456789012:role/p".into(),
+            session_duration_seconds: 3600,
+            source_identity: true,
+            sts_endpoint: None,
+            ecr_endpoint: None,
+            timeout_ms: 5000,
+            max_attempts: 3,
+            credentials: CredentialSource::AccessKey,
+            web_identity_audience: default_web_identity_audience(),
+        };
+        assert_eq!(
+            config("us-east-1").registry_host(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        );
+        // China is `.amazonaws.com.cn`.
+        assert_eq!(
+            config("cn-north-1").registry_host(),
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        );
         assert!(!valid_prefix("rise") && !valid_prefix("/") && !valid_prefix("Rise/"));
     }
 }

@@ -25,7 +25,7 @@ use super::{
     TokenServer, UpstreamTrace,
 };
 use crate::auth::{AuthConfig, AuthError, IssuerConfig, Verifier};
-use crate::config_support::lenient;
+use crate::config_support::{in_range, lenient};
 use crate::error::{ConfigError, ErrorCode, PublicError, PublicFailure};
 use crate::oidc::{Mint, TokenIssuer};
 use crate::project::{Access, ProjectName};
@@ -79,18 +79,8 @@ impl ProviderConfig for RegistryTokenConfig {
                 "must be 1–255 printable characters without quotes, backslashes or commas",
             ));
         }
-        if !(60..=3600).contains(&self.token_seconds) {
-            return Err(ConfigError::key(
-                "registry.token_seconds",
-                "must be between 60 and 3600",
-            ));
-        }
-        if !(300..=43_200).contains(&self.login_seconds) {
-            return Err(ConfigError::key(
-                "registry.login_seconds",
-                "must be between 300 and 43200",
-            ));
-        }
+        in_range("registry.token_seconds", self.token_seconds, 60..=3600)?;
+        in_range("registry.login_seconds", self.login_seconds, 300..=43_200)?;
         Ok(())
     }
 
