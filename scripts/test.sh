@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, native `cargo test`, wasm-bindgen tests in Node
-# and in headless Chromium, and the end-to-end tests against `wrangler dev`.
+# and in headless Chromium, the IaC checks, the production dry-run deploy, the end-to-end
+# tests against `wrangler dev` (with moto, docker-registry + skopeo, schemathesis), and a
+# short fuzz run of every cargo-fuzz target.
 # Installs what is missing first (scripts/setup.sh test); a second run skips that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,13 @@ cargo test --target wasm32-unknown-unknown --test wasm_node
 step "wasm32 tests in headless Chromium"
 CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
   cargo test --target wasm32-unknown-unknown --no-default-features --test wasm_browser
+
+step "infrastructure as code: cfn-lint on infra/aws.yaml, parliament on every IAM policy document"
+.venv/bin/cfn-lint infra/aws.yaml
+.venv/bin/python tests/helpers/check_policies.py
+
+step "production deploy, dry run: bundle, RUN_MODE binding, Free plan size"
+bash scripts/check-deploy.sh
 
 step "end-to-end: release build under wrangler dev"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider

@@ -77,57 +77,126 @@ const OIDC_CACHE_CONTROL: &str = "public, max-age=300";
 
 /// Handles one request. `broker` is the start-up result: an error answers every known
 /// route with 500 `misconfigured` (naming the key), never a half-configured service.
+/// Every answer carries `x-request-id`; every refusal, and every credential or token
+/// request, has an audit line with the same `request_id`.
 pub async fn respond(
     broker: Result<&Broker, &ConfigError>,
     request: &ApiRequest,
     ctx: &Context<'_>,
 ) -> Outcome {
+    let mut outcome = route(broker, request, ctx).await;
+    let request_id = request
+        .request_id
+        .as_deref()
+        .map(log_safe_id)
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(random_request_id);
+    outcome.response.set_header("x-request-id", &request_id);
+    if let Some(audit) = &mut outcome.audit {
+        audit.request_id = request_id;
+    }
+    outcome
+}
+
+async fn route(
+    broker: Result<&Broker, &ConfigError>,
+    request: &ApiRequest,
+    ctx: &Context<'_>,
+) -> Outcome {
     let Some((path, allow)) = ROUTES.iter().find(|(p, _)| *p == request.path) else {
-        return plain(ApiResponse::error(&RequestError::NotFound));
+        return refused("request", request, &RequestError::NotFound);
     };
     if request.method != "GET" {
-        return plain(ApiResponse::error(&RequestError::MethodNotAllowed {
-            allow,
-        }));
+        return refused(
+            "request",
+            request,
+            &RequestError::MethodNotAllowed { allow },
+        );
     }
     match *path {
         "/registry/credentials" => credentials(broker, request, ctx).await,
         TOKEN_PATH => registry_token(broker, request, ctx).await,
-        _ => plain(match broker {
-            Ok(b) => static_route(b, path),
-            Err(e) => ApiResponse::error(e),
-        }),
+        _ => match broker {
+            Ok(b) => match static_route(b, path) {
+                Ok(response) => Outcome {
+                    response,
+                    audit: None,
+                },
+                Err(e) => refused("request", request, &e),
+            },
+            Err(e) => refused("request", request, e),
+        },
     }
 }
 
-fn plain(response: ApiResponse) -> Outcome {
+/// An error answer and its audit line: what was asked (method, path) and why it was
+/// refused. Nothing from the request beyond those two, both reduced to log-safe text.
+fn refused<E: PublicError + std::fmt::Display>(
+    event: &'static str,
+    request: &ApiRequest,
+    error: &E,
+) -> Outcome {
+    let public = error.public();
+    let audit = AuditLine {
+        event,
+        method: Some(log_safe_text(&request.method, 16)),
+        path: Some(log_safe_text(&request.path, 200)),
+        outcome: Decision::Refused,
+        code: Some(public.code.as_str()),
+        reason: Some(error.to_string()),
+        ..AuditLine::default()
+    };
     Outcome {
-        response,
-        audit: None,
+        response: ApiResponse::error(&public),
+        audit: Some(audit),
     }
+}
+
+/// Printable ASCII only, at most `max` characters: request text in a log line.
+fn log_safe_text(raw: &str, max: usize) -> String {
+    raw.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .take(max)
+        .collect()
+}
+
+/// `cf-ray` (e.g. `8f1c2d3e4a5b6c7d-AMS`) reduced to `[A-Za-z0-9-]`, at most 64.
+fn log_safe_id(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect()
+}
+
+/// 64 random bits, hex: a request id when the runtime gives none (local runs).
+fn random_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    // No entropy only costs uniqueness of an id, never correctness.
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The routes that need no caller: health and the OIDC documents.
-fn static_route(broker: &Broker, path: &str) -> ApiResponse {
+fn static_route(broker: &Broker, path: &str) -> Result<ApiResponse, RequestError> {
     let oidc_document = |document: fn(&TokenIssuer) -> serde_json::Value| match broker.oidc() {
         Some(issuer) => {
             let mut response = ApiResponse::json(200, &document(issuer));
             response.set_header("cache-control", OIDC_CACHE_CONTROL);
-            response
+            Ok(response)
         }
-        None => ApiResponse::error(&RequestError::NotFound),
+        None => Err(RequestError::NotFound),
     };
     match path {
         oidc::DISCOVERY_PATH => oidc_document(TokenIssuer::discovery),
         oidc::JWKS_PATH => oidc_document(TokenIssuer::jwks),
-        _ => ApiResponse::json(
+        _ => Ok(ApiResponse::json(
             200,
             &json!({
                 "status": "ok",
                 "provider": broker.provider_kind(),
                 "version": env!("CARGO_PKG_VERSION"),
             }),
-        ),
+        )),
     }
 }
 
@@ -140,10 +209,10 @@ async fn registry_token(
 ) -> Outcome {
     let broker = match broker {
         Ok(b) => b,
-        Err(e) => return plain(ApiResponse::error(e)),
+        Err(e) => return refused("registry_token", request, e),
     };
     let Some(server) = broker.token_server() else {
-        return plain(ApiResponse::error(&RequestError::NotFound));
+        return refused("registry_token", request, &RequestError::NotFound);
     };
     let mut audit = AuditLine {
         event: "registry_token",
@@ -209,11 +278,11 @@ async fn credentials(
 ) -> Outcome {
     let (project, access) = match parse_query(request.query.as_deref()) {
         Ok(parsed) => parsed,
-        Err(e) => return plain(ApiResponse::error(&e)),
+        Err(e) => return refused("registry_credentials", request, &e),
     };
     let broker = match broker {
         Ok(b) => b,
-        Err(e) => return plain(ApiResponse::error(e)),
+        Err(e) => return refused("registry_credentials", request, e),
     };
     let mut audit = AuditLine {
         event: "registry_credentials",

@@ -10,8 +10,18 @@ use serde::Serialize;
 /// One request's audit record. Fields that do not apply are left out of the JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AuditLine {
-    /// `registry_credentials` or `registry_token`.
+    /// `registry_credentials`, `registry_token`, or `request` (a refusal before any route:
+    /// unknown path, wrong method, broken config).
     pub event: &'static str,
+    /// The answer's `x-request-id`: Cloudflare's `cf-ray` when present, else random.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+    /// For refusals before a route's checks: the method and path asked for (printable
+    /// ASCII, truncated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub project: String,
     /// `push` or `pull`.

@@ -17,6 +17,8 @@ pub struct ApiRequest {
     pub query: Option<String>,
     /// Raw `Authorization` header value.
     pub authorization: Option<String>,
+    /// The runtime's id for the request (`cf-ray`), when there is one.
+    pub request_id: Option<String>,
 }
 
 // Hand-written: the Authorization header holds a bearer token.
@@ -30,6 +32,7 @@ impl std::fmt::Debug for ApiRequest {
                 "authorization",
                 &self.authorization.as_ref().map(|_| "[redacted]"),
             )
+            .field("request_id", &self.request_id)
             .finish()
     }
 }

@@ -115,6 +115,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             .unwrap_or_default(),
         query: url.as_ref().and_then(|u| u.query()).map(str::to_owned),
         authorization: req.headers().get("authorization").ok().flatten(),
+        request_id: req.headers().get("cf-ray").ok().flatten(),
     };
     let secrets = EnvSecrets(&env);
     let http = fetch::WorkerFetch;

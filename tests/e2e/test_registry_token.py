@@ -213,3 +213,73 @@ def test_a_tampered_registry_token_is_refused_by_the_registry(world, secret):
     claims["access"][0]["name"] = "rise-apps/other"
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     assert registry_status(f"{head}.{forged_payload}.{sig}") == 401
+
+
+def test_login_script_logs_skopeo_in_and_the_action_logs_in_and_out(world, secret):
+    """Issue 9: scripts/registry-login.sh against the broker logs skopeo into the registry
+    (password on stdin, never printed), fails with the broker's message otherwise; the
+    GitHub action's main step does the same from a GitHub-style OIDC token endpoint, masks
+    the password first, and its post step logs out."""
+    import http.server
+    import threading
+    authfile = world["tmp"] / "script-auth.json"
+    env = dict(os.environ, RISE_BROKER_URL=world["worker"].base, RISE_TOKEN=dev_token(secret),
+               RISE_LOGIN_TOOL="skopeo", RISE_LOGIN_ARGS=f"--tls-verify=false --authfile {authfile}")
+    result = subprocess.run(["bash", str(ROOT / "scripts/registry-login.sh"), "my-app"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "skopeo logged in to " + world["registry"] in result.stdout
+    assert "valid 3600 s" in result.stdout or "valid 3599 s" in result.stdout, result.stdout
+    assert f"image={world['registry']}/rise-apps/my-app" in result.stdout
+    assert json.loads(authfile.read_text())["auths"][world["registry"]]
+    copy(authfile, f"oci:{world['image']}:v1", f"docker://{world['registry']}/rise-apps/my-app:script")
+    password = base64.b64decode(json.loads(authfile.read_text())["auths"][world["registry"]]["auth"]).decode()
+    password = password.split(":", 1)[1]
+    assert password not in result.stdout + result.stderr
+    # A project the caller may not use: the broker's message, exit 1, nothing logged in.
+    refused = subprocess.run(["bash", str(ROOT / "scripts/registry-login.sh"), "other"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "HTTP 403, forbidden" in refused.stderr and "not allowed" in refused.stderr
+
+    # The action: a stand-in for GitHub's OIDC token endpoint hands out a dev token.
+    token = dev_token(secret)
+
+    class Oidc(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            assert self.headers["Authorization"] == "bearer runtime-token"
+            body = json.dumps({"value": token}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Oidc)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    action_auth = world["tmp"] / "action-auth.json"
+    state, output = world["tmp"] / "state", world["tmp"] / "output"
+    env = dict(os.environ, ACTIONS_ID_TOKEN_REQUEST_URL=f"http://127.0.0.1:{server.server_address[1]}/token?x=1",
+               ACTIONS_ID_TOKEN_REQUEST_TOKEN="runtime-token", GITHUB_STATE=str(state), GITHUB_OUTPUT=str(output),
+               **{"INPUT_BROKER-URL": world["worker"].base, "INPUT_PROJECT": "my-app", "INPUT_ACCESS": "push",
+                  "INPUT_AUDIENCE": "rise", "INPUT_LOGIN-TOOL": "skopeo",
+                  "INPUT_LOGIN-ARGS": f"--tls-verify=false --authfile {action_auth}"})
+    main = subprocess.run(["node", str(ROOT / "action/main.js")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    server.shutdown()
+    assert main.returncode == 0, main.stdout + main.stderr
+    lines = main.stdout.splitlines()
+    action_password = base64.b64decode(
+        json.loads(action_auth.read_text())["auths"][world["registry"]]["auth"]).decode().split(":", 1)[1]
+    assert lines[0] == f"::add-mask::{token}"
+    assert lines[1] == f"::add-mask::{action_password}", "the password is masked before anything else"
+    assert sum(action_password in line for line in lines) == 1
+    assert f"image={world['registry']}/rise-apps/my-app" in output.read_text()
+    post_env = dict(os.environ, **{f"STATE_{k}": v for k, v in
+                                   (line.split("=", 1) for line in state.read_text().splitlines())})
+    post = subprocess.run(["node", str(ROOT / "action/post.js")], env=post_env, capture_output=True, text=True,
+                          timeout=60)
+    assert post.returncode == 0 and "logged skopeo out" in post.stdout, post.stdout + post.stderr
+    assert world["registry"] not in json.loads(action_auth.read_text()).get("auths", {})

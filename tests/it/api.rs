@@ -319,3 +319,123 @@ fn only_authorized_callers_are_remembered() {
     assert_eq!(run(&broker, &request, &http).response.status, 200);
     assert_eq!(broker.verifier().remembered_tokens(), 1);
 }
+
+/// docs/openapi.json: its error codes are the code's one list, and it documents every route.
+#[test]
+fn openapi_document_matches_the_code() {
+    use rise_registry_broker::error::ErrorCode;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+        .expect("docs/openapi.json");
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let listed: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, codes);
+    // Every status an operation documents is one the code's list can produce for it.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for status in item["get"]["responses"].as_object().unwrap().keys() {
+            let s: u16 = status.parse().unwrap();
+            assert!(
+                s == 200 || ErrorCode::ALL.iter().any(|c| c.status() == s),
+                "{path} {s}"
+            );
+        }
+        // The route exists: anything but 404 from a broker that has every provider feature
+        // is checked end to end by schemathesis; here, it is not an unknown path.
+        let outcome = run(&broker_with_vars(&[]), &get(path, None), &FakeHttp::new());
+        assert!(
+            outcome.response.status != 404
+                || path.starts_with("/.well-known")
+                || path == "/registry/token",
+            "{path}"
+        );
+    }
+    // Every code appears in the troubleshooting table too.
+    let troubleshooting = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/troubleshooting.md"
+    ))
+    .unwrap();
+    for code in codes {
+        assert!(
+            troubleshooting.contains(&format!("| `{code}` |")),
+            "troubleshooting lacks {code}"
+        );
+    }
+}
+
+/// Issue 9: every answer carries `x-request-id` (the runtime's `cf-ray` when present,
+/// log-safe), the same id is in its audit line, and 400/404/405/500 answers are audited.
+#[test]
+fn request_ids_and_audited_refusals() {
+    let broker = broker_with_vars(&[]);
+    let http = FakeHttp::new();
+    let with_ray = ApiRequest {
+        request_id: Some("8f1c2d3e4a5b6c7d-AMS\n\"x".into()),
+        ..get("/nope/../etc?x=1", None)
+    };
+    let outcome = run(&broker, &with_ray, &http);
+    assert_eq!(outcome.response.status, 404);
+    assert_eq!(
+        outcome.response.header("x-request-id"),
+        Some("8f1c2d3e4a5b6c7d-AMSx")
+    );
+    let line = audit(&outcome);
+    assert_eq!(line["request_id"], "8f1c2d3e4a5b6c7d-AMSx");
+    assert_eq!(
+        (line["event"].as_str(), line["code"].as_str()),
+        (Some("request"), Some("not_found"))
+    );
+    assert_eq!(line["path"], "/nope/../etc");
+    for (request, code) in [
+        (
+            ApiRequest {
+                method: "QUERY".into(),
+                ..get("/registry/credentials?project=x", None)
+            },
+            "method_not_allowed",
+        ),
+        (
+            get("/registry/credentials?project=Bad", None),
+            "invalid_project",
+        ),
+        (get("/registry/credentials", None), "missing_project"),
+    ] {
+        let outcome = run(&broker, &request, &http);
+        let id = outcome
+            .response
+            .header("x-request-id")
+            .expect("x-request-id")
+            .to_owned();
+        assert_eq!(id.len(), 16, "a random id when the runtime gives none");
+        let line = audit(&outcome);
+        assert_eq!(
+            (line["code"].as_str(), line["request_id"].as_str()),
+            (Some(code), Some(id.as_str()))
+        );
+        assert_eq!(line["outcome"], "refused");
+    }
+    // A healthy /health is answered without an audit line, but with an id.
+    let health = run(&broker, &get("/health", None), &http);
+    assert!(health.audit.is_none() && health.response.header("x-request-id").is_some());
+    // A broken config: every route's 500 is audited.
+    let err = rise_registry_broker::error::ConfigError::key("registry.region", "is required");
+    let ctx = Context {
+        now_ms: NOW_MS,
+        clock: &FixedClock(NOW_MS),
+        http: &http,
+        secrets: &secrets(),
+        sleeper: &RecordingSleeper::default(),
+    };
+    let outcome = block_on(respond(Err(&err), &get("/health", None), &ctx));
+    assert_eq!(audit(&outcome)["code"], "misconfigured");
+    assert!(audit(&outcome)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("registry.region"));
+}

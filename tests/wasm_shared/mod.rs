@@ -67,6 +67,7 @@ fn request(query: &str, token: Option<&str>) -> ApiRequest {
         path: "/registry/credentials".into(),
         query: Some(query.into()),
         authorization: token.map(|t| format!("Bearer {t}")),
+        request_id: None,
     }
 }
 

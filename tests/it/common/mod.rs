@@ -214,6 +214,7 @@ pub fn get(path_and_query: &str, token: Option<&str>) -> ApiRequest {
         path: path.into(),
         query,
         authorization: token.map(|t| format!("Bearer {t}")),
+        request_id: None,
     }
 }
 
