@@ -14,7 +14,8 @@ CI=true WRANGLER_SEND_METRICS=false npx wrangler deploy --dry-run --env producti
   || { cat "$log"; echo "[deploy] dry run failed" >&2; exit 1; }
 wasm=$(find "$out" -name '*.wasm' | head -1)
 [ -n "$wasm" ] || { cat "$log"; echo "[deploy] no .wasm in the bundle" >&2; exit 1; }
-ls "$out"/*.js "$out"/*.mjs >/dev/null 2>&1 || { echo "[deploy] no worker module in the bundle" >&2; exit 1; }
+[ -n "$(find "$out" -maxdepth 1 \( -name '*.js' -o -name '*.mjs' \) -print -quit)" ] \
+  || { echo "[deploy] no worker module in the bundle" >&2; exit 1; }
 grep -Eq 'RUN_MODE.*"?production"?' "$log" \
   || { cat "$log"; echo "[deploy] the production environment does not bind RUN_MODE=production" >&2; exit 1; }
 total=$(find "$out" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.mjs' \) -exec cat {} + | gzip -9 | wc -c)
