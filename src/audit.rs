@@ -28,6 +28,7 @@ pub struct AuditLine {
     #[serde(skip_serializing_if = "str::is_empty")]
     pub access: &'static str,
     /// The configured provider kind (`docker`, `ecr`, …).
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub provider: &'static str,
     /// The caller's `sub`, reduced to `[A-Za-z0-9_+=,.@-]` (absent when unauthenticated).
     #[serde(skip_serializing_if = "Option::is_none")]
