@@ -395,23 +395,11 @@ use rise_registry_broker::runtime::{Context, OutboundRequest};
 // ---- keyless ECR --------------------------------------------------------------------
 
 fn web_identity_vars(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    let mut vars = vec![
-        ("RISE_REGISTRY__TYPE", "ecr"),
-        ("RISE_REGISTRY__REGION", "us-east-1"),
-        ("RISE_REGISTRY__ACCOUNT_ID", "123456789012"),
-        ("RISE_REGISTRY__REPO_PREFIX", "rise/"),
-        (
-            "RISE_REGISTRY__PUSH_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/rise-ecr-push",
-        ),
-        ("RISE_REGISTRY__STS_ENDPOINT", STS),
-        ("RISE_REGISTRY__ECR_ENDPOINT", ECR),
-        ("RISE_REGISTRY__CREDENTIALS", "web_identity"),
-    ];
-    vars.extend(oidc_vars());
-    vars.retain(|(k, _)| extra.iter().all(|(e, _)| e != k));
-    vars.extend_from_slice(extra);
-    vars
+    let mut keyless = vec![("RISE_REGISTRY__CREDENTIALS", "web_identity")];
+    keyless.extend(oidc_vars());
+    keyless.retain(|(k, _)| extra.iter().all(|(e, _)| e != k));
+    keyless.extend_from_slice(extra);
+    ecr_vars(&keyless)
 }
 
 /// A web-identity broker whose secrets hold no AWS key at all.

@@ -19,7 +19,8 @@ pub const SESSION_SECRET: &str = "session/secret/never-printed-0002";
 pub const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN";
 pub const PASSWORD: &str = "ecr-password-never-in-logs";
 
-pub fn broker(extra: &[(&str, &str)]) -> Broker {
+/// The ECR provider pointed at the fake STS/ECR, with `extra` vars replacing or adding keys.
+pub fn ecr_vars<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut vars = vec![
         ("RISE_REGISTRY__TYPE", "ecr"),
         ("RISE_REGISTRY__REGION", "us-east-1"),
@@ -32,7 +33,13 @@ pub fn broker(extra: &[(&str, &str)]) -> Broker {
         ("RISE_REGISTRY__STS_ENDPOINT", STS),
         ("RISE_REGISTRY__ECR_ENDPOINT", ECR),
     ];
+    vars.retain(|(k, _)| extra.iter().all(|(e, _)| e != k));
     vars.extend_from_slice(extra);
+    vars
+}
+
+pub fn broker(extra: &[(&str, &str)]) -> Broker {
+    let vars = ecr_vars(extra);
     Broker::new(
         config::load_embedded(Some("development"), vars).unwrap(),
         &aws_secrets(),
