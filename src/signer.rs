@@ -100,10 +100,6 @@ impl SigningKey {
         }
     }
 
-    pub fn public_jwk(&self) -> &Value {
-        &self.public_jwk
-    }
-
     /// The public key as DER SubjectPublicKeyInfo (what a certificate for it carries).
     pub fn public_key_der(&self) -> Vec<u8> {
         use p256::pkcs8::EncodePublicKey as _;
