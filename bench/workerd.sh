@@ -17,9 +17,10 @@ WORK=target/bench-workerd
 export CI=true WRANGLER_SEND_METRICS=false NO_COLOR=1
 command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 (cd bench && { [ -d node_modules/aws4fetch ] || npm install --no-audit --no-fund; })
-rm -rf "$WORK" && mkdir -p "$WORK/rust" "$WORK/js"
+rm -rf "$WORK" && mkdir -p "$WORK/rust" "$WORK/js" "$WORK/floor"
 npx wrangler deploy --dry-run --outdir "$WORK/rust" >/dev/null 2>&1
 (cd bench/js-aws4fetch && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/js" >/dev/null 2>&1)
+(cd bench/js-trivial && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/floor" >/dev/null 2>&1)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -69,7 +70,7 @@ const w :Workerd.Worker = (
     (name = "RISE_REGISTRY__STS_ENDPOINT", text = "http://127.0.0.1:$FAKE_PORT/sts/"),
     (name = "RISE_REGISTRY__ECR_ENDPOINT", text = "http://127.0.0.1:$FAKE_PORT/ecr/"),
     (name = "RISE_CACHE__ENABLED", text = "$cache"),
-    (name = "AUDIT_LOG", text = "true"),
+    (name = "BENCH_AUDIT_LOG", text = "true"),
   ],
 );
 CAPNP
@@ -106,6 +107,7 @@ run() { # label dir port cache → one table row
 echo "| worker | mode | req/s | CPU µs/request (workerd) | RSS MiB after | start → first 200 (ms) | non-2xx |"
 echo "|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
+  run floor "$WORK/floor" $BASE_PORT true
   for cache in true false; do
     run rust "$WORK/rust" $OURS_PORT $cache
     run js "$WORK/js" $BASE_PORT $cache
