@@ -9,7 +9,7 @@ import time
 
 import jwt
 
-from conftest import ROOT, Worker, free_port
+from conftest import ROOT, Worker, free_port, remember_secret
 
 CHECKS = os.environ.get("SCHEMATHESIS_CHECKS") or ",".join([
     "not_a_server_error", "status_code_conformance", "content_type_conformance",
@@ -46,10 +46,12 @@ def test_schemathesis_finds_no_nonconforming_answer(secret):
         now = int(time.time())
         token = jwt.encode({"iss": "rise-dev", "aud": "rise", "sub": "schemathesis", "iat": now,
                             "exp": now + 1800, "projects": ["my-app", "a", "0"]}, secret, algorithm="HS256")
+        remember_secret(token)
         schemathesis(w.base, f"Authorization: Bearer {token}", "--exclude-path", "/registry/token")
         status, _, body = w.get("/registry/credentials?project=my-app", token)
         assert status == 200, body
         creds = json.loads(body)["credentials"]
+        remember_secret(creds["password"])
         basic = base64.b64encode(f"{creds['username']}:{creds['password']}".encode()).decode()
         schemathesis(w.base, f"Authorization: Basic {basic}", "--include-path", "/registry/token")
     finally:

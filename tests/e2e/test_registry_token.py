@@ -16,7 +16,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from conftest import ROOT, Worker, free_port
+from conftest import ROOT, Worker, free_port, remember_secret
 
 KEY = ROOT / "tests" / "fixtures" / "oidc" / "es256_a.pem"
 SERVICE = "registry.test"
@@ -100,6 +100,7 @@ def credentials(world, secret, access="push"):
     assert data["repository"] == "rise-apps/my-app"
     assert data["image"] == f"{world['registry']}/rise-apps/my-app"
     assert 3500 <= data["credentials"]["expires_in"] <= 3600
+    remember_secret(data["credentials"]["password"])  # for the final scan of worker output
     return data["credentials"]
 
 
@@ -193,6 +194,7 @@ def test_a_tampered_registry_token_is_refused_by_the_registry(world, secret):
     status, _, body = token_request(world, creds["username"], creds["password"])
     assert status == 200, body
     token = json.loads(body)["token"]
+    remember_secret(token)
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "ES256" and header["x5c"] and header["kid"]
     claims = jwt.decode(token, options={"verify_signature": False})
