@@ -9,15 +9,7 @@ use serde_json::{json, Value};
 
 fn issue(b: &Broker, http: &FakeHttp, query: &str) -> (u16, Value, Value, Vec<u64>) {
     let sleeper = RecordingSleeper::default();
-    let t = token_for(&["my-app"]);
-    let outcome = run_with(
-        b,
-        &get(&format!("/registry/credentials?{query}"), Some(&t)),
-        http,
-        &aws_secrets(),
-        &sleeper,
-        NOW_MS,
-    );
+    let outcome = request_with_aws(b, http, query, &sleeper);
     let audit = audit(&outcome);
     let all_text = format!("{} {}", outcome.response.body, audit);
     for secret in [BASE_SECRET, SESSION_SECRET, SESSION_TOKEN, BASE_AKID] {
@@ -395,15 +387,7 @@ fn error_mapping() {
         let http = FakeHttp::new();
         http.script(STS, answers);
         let sleeper = RecordingSleeper::default();
-        let t = token_for(&["my-app"]);
-        let outcome = run_with(
-            &b,
-            &get("/registry/credentials?project=my-app", Some(&t)),
-            &http,
-            &aws_secrets(),
-            &sleeper,
-            NOW_MS,
-        );
+        let outcome = request_with_aws(&b, &http, "project=my-app", &sleeper);
         let body = body(&outcome);
         assert_eq!(
             (outcome.response.status, body["code"].as_str().unwrap()),

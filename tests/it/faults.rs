@@ -114,15 +114,7 @@ fn aws_faults_map_to_documented_codes_within_bounds() {
             }
             http.script(upstream, repeated);
             let sleeper = RecordingSleeper::default();
-            let t = token_for(&["my-app"]);
-            let outcome = run_with(
-                &b,
-                &get("/registry/credentials?project=my-app", Some(&t)),
-                &http,
-                &aws_secrets(),
-                &sleeper,
-                NOW_MS,
-            );
+            let outcome = request_with_aws(&b, &http, "project=my-app", &sleeper);
             let (status, body) = (outcome.response.status, &outcome.response.body);
             assert_clean(&what, status, body, &audit(&outcome));
             let code = serde_json::from_str::<Value>(body).unwrap()["code"].clone();
@@ -163,15 +155,7 @@ fn a_5xx_burst_shorter_than_the_retries_is_absorbed() {
         };
         http.script(STS, sts);
         http.script(ECR, ecr);
-        let t = token_for(&["my-app"]);
-        let outcome = run_with(
-            &b,
-            &get("/registry/credentials?project=my-app", Some(&t)),
-            &http,
-            &aws_secrets(),
-            &RecordingSleeper::default(),
-            NOW_MS,
-        );
+        let outcome = request_with_aws(&b, &http, "project=my-app", &RecordingSleeper::default());
         assert_eq!(outcome.response.status, 200, "{upstream}");
         assert_eq!(audit(&outcome)["subrequests"], 4, "{upstream}");
     }

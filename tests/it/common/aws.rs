@@ -9,7 +9,9 @@ use rise_registry_broker::runtime::{OutboundResponse, TransportError};
 use rise_registry_broker::secrets::MapSecrets;
 use serde_json::json;
 
-use super::{dev_token, secrets, NOW_MS};
+use rise_registry_broker::api::Outcome;
+
+use super::{dev_token, get, run_with, secrets, FakeHttp, RecordingSleeper, NOW_MS};
 
 pub const STS: &str = "https://sts.test/";
 pub const ECR: &str = "https://ecr.test/";
@@ -120,6 +122,18 @@ pub const NOW_F: f64 = (NOW_MS / 1000) as f64;
 
 pub fn sts_error(code: &str) -> String {
     format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>The security token {BASE_AKID} is bad</Message></Error><RequestId>sts-err-1</RequestId></ErrorResponse>")
+}
+
+/// `GET /registry/credentials?{query}` for a caller allowed `my-app`, with the AWS secrets.
+pub fn request_with_aws(
+    b: &Broker,
+    http: &FakeHttp,
+    query: &str,
+    sleeper: &RecordingSleeper,
+) -> Outcome {
+    let t = token_for(&["my-app"]);
+    let request = get(&format!("/registry/credentials?{query}"), Some(&t));
+    run_with(b, &request, http, &aws_secrets(), sleeper, NOW_MS)
 }
 
 pub fn token_for(projects: &[&str]) -> String {
