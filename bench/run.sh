@@ -30,12 +30,7 @@ trap cleanup EXIT
 
 setsid node bench/fake-aws.mjs $FAKE_PORT & pids+=($!)
 SECRET=$(head -c 32 /dev/urandom | base64)
-TOKEN=$(cd bench && SECRET="$SECRET" node --input-type=module -e '
-  import { SignJWT } from "jose";
-  const key = Uint8Array.from(atob(process.env.SECRET), (c) => c.charCodeAt(0));
-  const projects = Array.from({ length: 50 }, (_, i) => `p${i}`);
-  console.log(await new SignJWT({ projects }).setProtectedHeader({ alg: "HS256" }).setIssuer("rise-dev")
-    .setAudience("rise").setSubject("bench@example.com").setIssuedAt().setExpirationTime("2h").sign(key));')
+TOKEN=$(cd bench && SECRET="$SECRET" node mint-token.mjs)
 env_file=$(mktemp); printf 'RISE_JWT_SECRET=%s\nAWS_ACCESS_KEY_ID=AKIABENCH\nAWS_SECRET_ACCESS_KEY=bench-base-secret\n' "$SECRET" > "$env_file"
 vars=(--var RUN_MODE:development --var RISE_REGISTRY__TYPE:ecr --var RISE_REGISTRY__REGION:us-east-1 --var RISE_REGISTRY__ACCOUNT_ID:123456789012
       --var RISE_REGISTRY__REPO_PREFIX:rise/ --var RISE_REGISTRY__PUSH_ROLE_ARN:arn:aws:iam::123456789012:role/rise-ecr-push

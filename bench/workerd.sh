@@ -28,12 +28,7 @@ trap cleanup EXIT
 node bench/fake-aws.mjs $FAKE_PORT >/dev/null 2>&1 & pids+=($!)
 
 SECRET=$(head -c 32 /dev/urandom | base64)
-TOKEN=$(cd bench && SECRET="$SECRET" node --input-type=module -e '
-  import { SignJWT } from "jose";
-  const key = Uint8Array.from(atob(process.env.SECRET), (c) => c.charCodeAt(0));
-  const projects = Array.from({ length: 50 }, (_, i) => `p${i}`);
-  console.log(await new SignJWT({ projects }).setProtectedHeader({ alg: "HS256" }).setIssuer("rise-dev")
-    .setAudience("rise").setSubject("bench@example.com").setIssuedAt().setExpirationTime("2h").sign(key));')
+TOKEN=$(cd bench && SECRET="$SECRET" node mint-token.mjs)
 
 # capnp config for one worker: every module of its bundle, text bindings, loopback egress.
 config() { # name dir port cache
