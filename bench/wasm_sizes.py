@@ -91,7 +91,7 @@ def main(path):
         per_crate[crate_of(names.get(imports + i, "?"))] += size
     total = sum(per_crate.values())
     print(f"| crate | code bytes (pre wasm-opt) | share |\n|---|---|---|")
-    for crate, size in per_crate.most_common(25):
+    for crate, size in per_crate.most_common(int(sys.argv[2]) if len(sys.argv) > 2 else 25):
         print(f"| {crate} | {size} | {100 * size / total:.1f} % |")
     print(f"| **total** | {total} | 100 % |")
 
