@@ -86,6 +86,17 @@ impl Broker {
         })
     }
 
+    /// Imports the configured keys into the runtime (the worker's WebCrypto) and checks
+    /// each signing key pair: run once after [`Broker::new`], before serving, so a key
+    /// the runtime refuses stops the broker naming its config key or secret.
+    pub async fn prepare(&self) -> Result<(), ConfigError> {
+        self.verifier.prepare().await?;
+        if let Some(oidc) = &self.oidc {
+            oidc.signer().prepare().await?;
+        }
+        Ok(())
+    }
+
     /// The broker's OIDC issuer, when `[oidc]` is configured.
     pub fn oidc(&self) -> Option<&TokenIssuer> {
         self.oidc.as_deref()

@@ -33,6 +33,7 @@ pub mod broker;
 pub mod cache;
 pub mod config;
 pub mod config_support;
+pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod oidc;

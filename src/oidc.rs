@@ -143,7 +143,7 @@ impl TokenIssuer {
 
     /// Mints a token: `iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, a random `jti`, plus
     /// `mint.extra`. The token is a credential: it comes back as a [`SecretString`].
-    pub fn mint<H: Serialize>(&self, mint: Mint<'_, H>, now_ms: u64) -> SecretString {
+    pub async fn mint<H: Serialize>(&self, mint: Mint<'_, H>, now_ms: u64) -> SecretString {
         let now = (now_ms / 1000) as i64;
         let mut custom = mint.extra;
         custom.insert("iss".into(), json!(self.issuer));
@@ -154,7 +154,7 @@ impl TokenIssuer {
         let mut claims = Claims::new(custom);
         claims.issued_at = chrono::DateTime::from_timestamp(now, 0);
         claims.expiration = chrono::DateTime::from_timestamp(now + mint.lifetime_seconds as i64, 0);
-        SecretString::new(self.signer.sign(mint.header, &claims))
+        SecretString::new(self.signer.sign(mint.header, &claims).await)
     }
 }
 

@@ -13,12 +13,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use base64::Engine as _;
-use jwt_compact::alg::{Hs256Key, RsaPublicKey, StrongKey};
+use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
 use serde_json::Value;
 
 use super::AuthError;
 use crate::config_support::validate_url;
+use crate::crypto::PublicKey;
 use crate::runtime::{HttpClient, OutboundRequest, TransportError, DEFAULT_TIMEOUT_MS};
 use crate::singleflight::{Abandoned, FlightOptions, SingleFlight};
 
@@ -28,9 +30,8 @@ pub enum VerifyingKey {
     /// At least 32 bytes (RFC 7518 §3.2). Not jwt-compact's `StrongKey`, which demands
     /// 64 (the SHA-256 block size) and would refuse the 32-byte keys the design specifies.
     Hs256(Hs256Key),
-    Rs256(StrongKey<RsaPublicKey>),
-    Es256(p256::ecdsa::VerifyingKey),
-    EdDsa(ed25519_dalek::VerifyingKey),
+    /// RS256, ES256 or EdDSA, verified by the platform's backend (`crate::crypto`).
+    Public(PublicKey),
 }
 
 impl VerifyingKey {
@@ -38,9 +39,21 @@ impl VerifyingKey {
     pub fn algorithm(&self) -> &'static str {
         match self {
             VerifyingKey::Hs256(_) => "HS256",
-            VerifyingKey::Rs256(_) => "RS256",
-            VerifyingKey::Es256(_) => "ES256",
-            VerifyingKey::EdDsa(_) => "EdDSA",
+            VerifyingKey::Public(key) => key.algorithm().name(),
+        }
+    }
+
+    /// Verifies a JWS signature over `message` (the token's `header.payload`) with the
+    /// algorithm this key dictates. Malformed signatures are just `false`.
+    pub async fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            // jwt-compact's HS256: constant-time tag comparison; 32-byte tags only.
+            VerifyingKey::Hs256(key) => {
+                signature.len() == 32
+                    && jwt_compact::alg::Hs256Signature::try_from_slice(signature)
+                        .is_ok_and(|sig| Hs256.verify_signature(&sig, key, message))
+            }
+            VerifyingKey::Public(key) => key.verify(message, signature).await,
         }
     }
 }
@@ -132,6 +145,17 @@ impl KeySet {
         Ok(KeySet { keys: out })
     }
 
+    /// Imports every public key into the runtime (WebCrypto in the worker; nothing to do
+    /// natively, where parsing checked the keys): a key the runtime refuses is an error.
+    pub async fn prepare(&self) -> Result<(), &'static str> {
+        for entry in &self.keys {
+            if let VerifyingKey::Public(key) = &entry.key {
+                key.prepare().await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn lookup(&self, kid: Option<&str>) -> KeyLookup<'_> {
         match kid {
             Some(kid) => match self.keys.iter().find(|e| e.kid.as_deref() == Some(kid)) {
@@ -168,22 +192,10 @@ fn parse_jwk(jwk: &Value) -> Result<Option<KeyEntry>, &'static str> {
         Ok(k) => k,
         Err(_) => return Ok(None), // unknown `kty`
     };
-    let key = match (&parsed, text("kty"), text("crv")) {
-        (_, Some("RSA"), _) => {
-            let rsa = RsaPublicKey::try_from(&parsed).map_err(|_| "has an invalid RSA key")?;
-            VerifyingKey::Rs256(
-                StrongKey::try_from(rsa).map_err(|_| "has an RSA key under 2048 bits")?,
-            )
-        }
-        (_, Some("EC"), Some("P-256")) => VerifyingKey::Es256(
-            p256::ecdsa::VerifyingKey::try_from(&parsed).map_err(|_| "has an invalid P-256 key")?,
-        ),
-        (_, Some("OKP"), Some("Ed25519")) => VerifyingKey::EdDsa(
-            ed25519_dalek::VerifyingKey::try_from(&parsed)
-                .map_err(|_| "has an invalid Ed25519 key")?,
-        ),
-        _ => return Ok(None),
+    let Some(key) = PublicKey::from_jwk(&parsed)? else {
+        return Ok(None);
     };
+    let key = VerifyingKey::Public(key);
     if let Some(alg) = text("alg") {
         if alg != key.algorithm() {
             // e.g. an RSA key marked PS256: we only verify RS256 with RSA keys.
@@ -308,6 +320,11 @@ impl RemoteKeys {
         };
         let doc = get_json(&jwks_url, http).await?;
         let set = KeySet::from_jwks(&doc)
+            .map_err(|_| AuthError::KeysUnavailable("JWKS document is invalid"))?;
+        // Imported before it is stored, so a key the runtime refuses fails the whole
+        // document here, as one natively invalid key does in `from_jwks`.
+        set.prepare()
+            .await
             .map_err(|_| AuthError::KeysUnavailable("JWKS document is invalid"))?;
         let set = Rc::new(set);
         let mut state = self.state.borrow_mut();

@@ -11,15 +11,11 @@
 use std::rc::Rc;
 
 use chrono::{DateTime, Duration, Utc};
-use jwt_compact::alg::{Ed25519, Es256, Hs256, Rsa, StrongAlg};
-use jwt_compact::{
-    Algorithm, AlgorithmExt, AlgorithmSignature, Claims, TimeOptions, Token, UntrustedToken,
-    ValidationError,
-};
+use jwt_compact::{Claims, TimeOptions, UntrustedToken, ValidationError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::jwks::{KeyLookup, KeySet, RemoteKeys, RemotePolicy, RemoteSource, VerifyingKey};
+use super::jwks::{KeyLookup, KeySet, RemoteKeys, RemotePolicy, RemoteSource};
 use super::token_cache::TokenCache;
 use super::{AuthConfig, AuthError, IssuerConfig, VerifiedCaller};
 use crate::error::ConfigError;
@@ -116,6 +112,19 @@ impl Verifier {
         })
     }
 
+    /// Imports every static public key into the runtime (WebCrypto in the worker), so a
+    /// key it refuses stops the broker at start, naming the issuer's `jwks` key.
+    pub async fn prepare(&self) -> Result<(), ConfigError> {
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            if let IssuerKeys::Static(set) = &issuer.keys {
+                set.prepare().await.map_err(|reason| {
+                    ConfigError::key(format!("auth.issuers[{i}].jwks"), reason)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Remembers up to `entries` verified tokens (see [`TokenCache`]); 0 turns it off.
     pub fn with_token_cache(mut self, entries: usize) -> Self {
         self.tokens = TokenCache::new(entries);
@@ -204,11 +213,19 @@ impl Verifier {
         if untrusted.algorithm() != entry.key.algorithm() {
             return Err(AuthError::InvalidToken("algorithm does not match the key"));
         }
-        let token = entry
+        // The signing input is the token up to its last dot (RFC 7515 §5.2).
+        let (signing_input, _) = token.rsplit_once('.').expect("three segments");
+        if !entry
             .key
-            .validate(&untrusted)
+            .verify(signing_input.as_bytes(), untrusted.signature_bytes())
+            .await
+        {
+            return Err(AuthError::InvalidToken("bad signature"));
+        }
+        let claims = untrusted
+            .deserialize_claims_unchecked::<Map<String, Value>>()
             .map_err(map_validation_error)?;
-        self.check_claims(&issuer.config, token.claims(), now_ms)
+        self.check_claims(&issuer.config, &claims, now_ms)
     }
 
     /// Steps 1–2: shape and header, before any key is touched.
@@ -331,48 +348,5 @@ fn map_validation_error(err: ValidationError) -> AuthError {
         }
         ValidationError::MalformedClaims(_) => AuthError::InvalidToken("malformed claims"),
         _ => AuthError::InvalidToken("bad signature"),
-    }
-}
-
-impl VerifyingKey {
-    /// Signature check through jwt-compact with the algorithm this key dictates.
-    fn validate(
-        &self,
-        token: &Untrusted<'_>,
-    ) -> Result<Token<Map<String, Value>, ExtraHeader>, ValidationError> {
-        match self {
-            VerifyingKey::Hs256(key) => Hs256.validator(key).validate(token),
-            VerifyingKey::Rs256(key) => StrongAlg(Rsa::rs256()).validator(key).validate(token),
-            VerifyingKey::Es256(key) => Es256.validator(key).validate(token),
-            VerifyingKey::EdDsa(key) => Ed25519.validator(key).validate(token),
-        }
-    }
-
-    /// The same primitive jwt-compact's validator runs (length check, signature parse,
-    /// `verify_signature`) on raw bytes: lets the Wycheproof vectors exercise exactly the
-    /// algorithms and key types the verifier uses.
-    pub fn verify_signature_bytes(&self, message: &[u8], signature: &[u8]) -> bool {
-        fn check<A: Algorithm>(
-            alg: A,
-            key: &A::VerifyingKey,
-            message: &[u8],
-            signature: &[u8],
-        ) -> bool {
-            if let Some(len) = A::Signature::LENGTH {
-                if signature.len() != len.get() {
-                    return false;
-                }
-            }
-            match A::Signature::try_from_slice(signature) {
-                Ok(sig) => alg.verify_signature(&sig, key, message),
-                Err(_) => false,
-            }
-        }
-        match self {
-            VerifyingKey::Hs256(key) => check(Hs256, key, message, signature),
-            VerifyingKey::Rs256(key) => check(StrongAlg(Rsa::rs256()), key, message, signature),
-            VerifyingKey::Es256(key) => check(Es256, key, message, signature),
-            VerifyingKey::EdDsa(key) => check(Ed25519, key, message, signature),
-        }
     }
 }

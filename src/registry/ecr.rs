@@ -370,7 +370,7 @@ impl EcrProvider {
         ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<AssumedRole, ProviderError> {
-        let token = web_identity_token(oidc, &self.config, request, ctx.now_ms);
+        let token = web_identity_token(oidc, &self.config, request, ctx.now_ms).await;
         let assume = web_identity_request(
             &self.config,
             &request.caller.audit_identity(),
@@ -587,7 +587,7 @@ pub fn web_identity_request(
 /// `sub` = `project:{project}:{access}` (what an IAM trust policy matches with
 /// `StringLike` on `{issuer host}:sub`), the caller in [`CALLER_CLAIM`], and — with
 /// `source_identity` — the caller as AWS's source identity claim.
-pub fn web_identity_token(
+pub async fn web_identity_token(
     oidc: &TokenIssuer,
     config: &EcrConfig,
     request: &CredentialRequest<'_>,
@@ -613,6 +613,7 @@ pub fn web_identity_token(
         },
         now_ms,
     )
+    .await
 }
 
 /// The exact-ARN session policy (DESIGN.md "ECR provider"), size-checked.

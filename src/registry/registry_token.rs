@@ -250,16 +250,19 @@ impl RegistryProvider for RegistryTokenProvider {
             access: request.access.as_str().to_owned(),
         };
         extra.insert(GRANT_CLAIM.into(), json!(grant));
-        let password = self.oidc.mint(
-            Mint {
-                audience: &self.login_audience,
-                subject: &identity,
-                lifetime_seconds: self.config.login_seconds,
-                extra,
-                header: jwt_compact::Header::empty(),
-            },
-            ctx.now_ms,
-        );
+        let password = self
+            .oidc
+            .mint(
+                Mint {
+                    audience: &self.login_audience,
+                    subject: &identity,
+                    lifetime_seconds: self.config.login_seconds,
+                    extra,
+                    header: jwt_compact::Header::empty(),
+                },
+                ctx.now_ms,
+            )
+            .await;
         Ok(RegistryCredentials {
             registry_url: self.config.registry_url.clone(),
             username: identity,
@@ -388,16 +391,19 @@ impl TokenServer for RegistryTokenProvider {
         let header = jwt_compact::Header::new(X5cHeader {
             x5c: self.x5c.as_deref(),
         });
-        let token = self.oidc.mint(
-            Mint {
-                audience: &self.config.service,
-                subject: &subject,
-                lifetime_seconds: self.config.token_seconds,
-                extra,
-                header,
-            },
-            ctx.now_ms,
-        );
+        let token = self
+            .oidc
+            .mint(
+                Mint {
+                    audience: &self.config.service,
+                    subject: &subject,
+                    lifetime_seconds: self.config.token_seconds,
+                    extra,
+                    header,
+                },
+                ctx.now_ms,
+            )
+            .await;
         let issued_at = chrono::DateTime::from_timestamp_millis(ctx.now_ms as i64)
             .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
             .unwrap_or_default();

@@ -56,35 +56,38 @@ fn config_vars(env: &Env) -> Vec<(String, String)> {
         .collect()
 }
 
-fn load_broker(env: &Env) -> std::result::Result<Broker, ConfigError> {
+/// Builds the broker and imports its keys into WebCrypto: any failure names the key.
+async fn load_broker(env: &Env) -> std::result::Result<Broker, ConfigError> {
     let vars = config_vars(env);
     let run_mode = env_string(env, "RUN_MODE");
     let config = config::load_embedded(
         run_mode.as_deref(),
         vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?;
-    Broker::new(config, &EnvSecrets(env))
+    let broker = Broker::new(config, &EnvSecrets(env))?;
+    broker.prepare().await?;
+    Ok(broker)
 }
 
-fn broker(env: &Env) -> Rc<std::result::Result<Broker, ConfigError>> {
-    BROKER.with(|cell| {
-        cell.get_or_init(|| {
-            let loaded = load_broker(env);
-            match &loaded {
-                Ok(b) => console_log!(
-                    "{{\"event\":\"config_loaded\",\"provider\":\"{}\"}}",
-                    b.config().registry.kind()
-                ),
-                // Names the key, never a value.
-                Err(e) => console_log!(
-                    "{}",
-                    serde_json::json!({"event": "config_error", "error": e.to_string()})
-                ),
-            }
-            Rc::new(loaded)
-        })
-        .clone()
-    })
+/// The isolate's broker, loaded by the first request. Requests that arrive while it
+/// loads load their own; the first one stored is kept (loading is deterministic).
+async fn broker(env: &Env) -> Rc<std::result::Result<Broker, ConfigError>> {
+    if let Some(loaded) = BROKER.with(|cell| cell.get().cloned()) {
+        return loaded;
+    }
+    let loaded = load_broker(env).await;
+    match &loaded {
+        Ok(b) => console_log!(
+            "{{\"event\":\"config_loaded\",\"provider\":\"{}\"}}",
+            b.config().registry.kind()
+        ),
+        // Names the key, never a value.
+        Err(e) => console_log!(
+            "{}",
+            serde_json::json!({"event": "config_error", "error": e.to_string()})
+        ),
+    }
+    BROKER.with(|cell| cell.get_or_init(|| Rc::new(loaded)).clone())
 }
 
 /// `Date.now()`. On Workers it advances only across I/O, which is exactly when the core
@@ -101,7 +104,7 @@ impl Clock for WorkerClock {
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
     let now_ms = Date::now().as_millis();
-    let broker = broker(&env);
+    let broker = broker(&env).await;
     // The raw method string: the worker crate maps methods it does not know (QUERY,
     // PROPFIND, …) to GET, which must not reach the GET routes.
     let method = req.inner().method();

@@ -8,16 +8,15 @@
 //!   corpus each run and points `JWT_CORPUS` at it; otherwise the committed one is used.
 
 use crate::common::*;
-use rise_registry_broker::auth::jwks::{KeySet, VerifyingKey};
+use crate::vectors::{self, b64, b64url_decode};
+use rise_registry_broker::auth::jwks::KeySet;
 use rise_registry_broker::auth::{AuthError, Verifier};
 use rise_registry_broker::config;
 use rise_registry_broker::secrets::MapSecrets;
 use serde_json::{json, Value};
 
 fn fixture(path: &str) -> Value {
-    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}")))
-        .unwrap()
+    vectors::fixture(path.rsplit('/').next().unwrap())
 }
 
 fn verdict(result: &Result<impl std::fmt::Debug, AuthError>) -> &'static str {
@@ -27,25 +26,6 @@ fn verdict(result: &Result<impl std::fmt::Debug, AuthError>) -> &'static str {
         Err(AuthError::InvalidToken(_)) => "invalid_token",
         Err(other) => panic!("unexpected error {other:?}"),
     }
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn b64url_decode(s: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .unwrap()
 }
 
 #[test]
@@ -92,54 +72,9 @@ fn pyjwt_corpus() {
     assert_eq!(caller.issuer(), corpus["hs256_issuer"]);
 }
 
-/// The RFC key as a one-key set, the way the broker would load it.
-fn rfc_key_set(jwk: &Value) -> Result<KeySet, &'static str> {
-    if jwk["kty"] == "oct" {
-        KeySet::from_hs256_secret(&b64(&b64url_decode(jwk["k"].as_str().unwrap())))
-    } else {
-        let mut public = jwk.clone();
-        public.as_object_mut().unwrap().remove("kid");
-        KeySet::from_jwks(&json!({"keys": [public]}))
-    }
-}
-
 #[test]
 fn rfc_vectors_signatures() {
-    let vectors = fixture("jwt/rfc_vectors.json");
-    let mut checked = 0;
-    for v in vectors.as_array().unwrap() {
-        let name = v["name"].as_str().unwrap();
-        let compact = v["compact"].as_str().unwrap();
-        let (signing_input, signature) = compact.rsplit_once('.').unwrap();
-        match (v["alg"].as_str().unwrap(), v["expect"].as_str().unwrap()) {
-            ("ES512", _) => {
-                // P-521 is not a supported key type: the set must not load at all.
-                assert!(rfc_key_set(&v["jwk"]).is_err(), "{name}");
-            }
-            ("none", "reject") => {
-                assert!(signature.is_empty(), "{name}");
-            }
-            (alg, "valid") => {
-                let set = rfc_key_set(&v["jwk"]).unwrap_or_else(|e| panic!("{name}: {e}"));
-                let key = &set.keys()[0].key;
-                assert_eq!(key.algorithm(), alg, "{name}");
-                let sig = b64url_decode(signature);
-                assert!(
-                    key.verify_signature_bytes(signing_input.as_bytes(), &sig),
-                    "{name}"
-                );
-                let mut flipped = sig.clone();
-                flipped[5] ^= 1;
-                assert!(
-                    !key.verify_signature_bytes(signing_input.as_bytes(), &flipped),
-                    "{name}"
-                );
-                checked += 1;
-            }
-            other => panic!("{name}: unexpected {other:?}"),
-        }
-    }
-    assert_eq!(checked, 6);
+    assert_eq!(block_on(vectors::rfc_signatures()), 6);
 }
 
 #[test]
@@ -199,112 +134,27 @@ fn rfc_vectors_through_the_full_verifier() {
     }
 }
 
-/// Runs one Wycheproof file: every vector's verdict through `verify_signature_bytes`.
-fn wycheproof(
-    file: &str,
-    key_for_group: impl Fn(&Value) -> Option<VerifyingKey>,
-) -> (usize, usize) {
-    let doc = fixture(&format!("jwt/wycheproof/{file}"));
-    let (mut checked, mut skipped) = (0, 0);
-    for group in doc["testGroups"].as_array().unwrap() {
-        let Some(key) = key_for_group(group) else {
-            skipped += group["tests"].as_array().unwrap().len();
-            continue;
-        };
-        for t in group["tests"].as_array().unwrap() {
-            let msg = hex(t["msg"].as_str().unwrap());
-            let sig = hex(t
-                .get("sig")
-                .or(t.get("tag"))
-                .and_then(Value::as_str)
-                .unwrap());
-            let ok = key.verify_signature_bytes(&msg, &sig);
-            match t["result"].as_str().unwrap() {
-                "valid" => assert!(
-                    ok,
-                    "{file} tcId {} should verify: {}",
-                    t["tcId"], t["comment"]
-                ),
-                "invalid" => assert!(
-                    !ok,
-                    "{file} tcId {} should fail: {}",
-                    t["tcId"], t["comment"]
-                ),
-                // "acceptable": either verdict is allowed by Wycheproof.
-                _ => {}
-            }
-            checked += 1;
-        }
-    }
-    (checked, skipped)
-}
-
-fn jwk_key(jwk: &Value) -> Option<VerifyingKey> {
-    let mut jwk = jwk.clone();
-    jwk.as_object_mut()?.remove("kid");
-    KeySet::from_jwks(&json!({"keys": [jwk]}))
-        .ok()
-        .map(|s| s.keys()[0].key.clone())
-}
-
 #[test]
 fn wycheproof_es256_p1363() {
-    let (checked, _) = wycheproof("ecdsa_secp256r1_sha256_p1363_test.json", |g| {
-        jwk_key(&g["publicKeyJwk"])
-    });
+    let checked = block_on(vectors::wycheproof_es256());
     assert!(checked > 200, "{checked}");
 }
 
 #[test]
 fn wycheproof_ed25519() {
-    let (checked, _) = wycheproof("ed25519_test.json", |g| jwk_key(&g["publicKeyJwk"]));
+    let checked = block_on(vectors::wycheproof_ed25519());
     assert!(checked > 100, "{checked}");
 }
 
 #[test]
 fn wycheproof_rs256() {
-    let (checked, _) = wycheproof("rsa_signature_2048_sha256_test.json", |g| {
-        jwk_key(&g["keyJwk"])
-    });
+    let checked = block_on(vectors::wycheproof_rs256());
     assert!(checked > 200, "{checked}");
 }
 
 #[test]
 fn wycheproof_hmac_sha256() {
-    // JWS HS256 uses full 256-bit tags and (here) keys of at least 32 bytes: other groups
-    // are outside what the verifier accepts, and the key loader refuses short keys.
-    // Keys differ per vector here, so each one is loaded on its own.
-    let doc = fixture("jwt/wycheproof/hmac_sha256_test.json");
-    let mut n = 0;
-    for group in doc["testGroups"].as_array().unwrap() {
-        if group["tagSize"] != 256 {
-            continue;
-        }
-        for t in group["tests"].as_array().unwrap() {
-            let key = hex(t["key"].as_str().unwrap());
-            let Ok(set) = KeySet::from_hs256_secret(&b64(&key)) else {
-                assert!(
-                    key.len() < 32,
-                    "tcId {} key of {} bytes refused",
-                    t["tcId"],
-                    key.len()
-                );
-                continue;
-            };
-            let ok = set.keys()[0].key.verify_signature_bytes(
-                &hex(t["msg"].as_str().unwrap()),
-                &hex(t["tag"].as_str().unwrap()),
-            );
-            assert_eq!(
-                ok,
-                t["result"] == "valid",
-                "tcId {}: {}",
-                t["tcId"],
-                t["comment"]
-            );
-            n += 1;
-        }
-    }
+    let n = block_on(vectors::wycheproof_hmac_sha256());
     assert!(n > 20, "{n}");
 }
 

@@ -3,6 +3,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+#[path = "../vectors/mod.rs"]
+mod vectors;
 
 mod api;
 mod authz;

@@ -11,12 +11,12 @@ use rise_registry_broker::error::ConfigError;
 use rise_registry_broker::oidc::{OidcConfig, TokenIssuer};
 use rise_registry_broker::runtime::FixedClock;
 use rise_registry_broker::secrets::MapSecrets;
-use rise_registry_broker::signer::SigningKey;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::common::aws::*;
 use crate::common::*;
+use crate::vectors;
 
 const ISSUER: &str = "https://broker.example.com";
 
@@ -111,7 +111,7 @@ fn minted_token_claims_header_and_lifetime() {
         let issuer = token_issuer(&[key]);
         let mut extra = serde_json::Map::new();
         extra.insert("urn:rise:caller".into(), json!({"sub": "alice"}));
-        let token = issuer.mint(
+        let token = block_on(issuer.mint(
             rise_registry_broker::oidc::Mint {
                 audience: "sts.amazonaws.com",
                 subject: "project:my-app:push",
@@ -120,7 +120,7 @@ fn minted_token_claims_header_and_lifetime() {
                 header: jwt_compact::Header::empty(),
             },
             NOW_MS,
-        );
+        ));
         let token = token.expose();
         let header = decode_part(token, 0);
         let kid = issuer.signer().current().kid();
@@ -182,7 +182,7 @@ fn rotation_signs_with_the_first_key_and_publishes_all() {
     assert_eq!(kids(&during), [kid_a.clone(), kid_b.clone()]);
     assert_eq!(kids(&after), [kid_b.clone(), kid_a]);
     // A token from the swapped key verifies against the set published during the overlap.
-    let token = after.mint(
+    let token = block_on(after.mint(
         rise_registry_broker::oidc::Mint {
             audience: "aud",
             subject: "s",
@@ -191,7 +191,7 @@ fn rotation_signs_with_the_first_key_and_publishes_all() {
             header: jwt_compact::Header::empty(),
         },
         NOW_MS,
-    );
+    ));
     assert!(block_on(verifier_for(&during, "aud").verify(
         token.expose(),
         NOW_MS,
@@ -243,7 +243,7 @@ fn bad_key_secrets_are_named_never_shown() {
         !debug.contains("BEGIN") && debug.contains("ES256"),
         "{debug}"
     );
-    let single = SigningKey::from_pkcs8_pem(&pem("es256_a")).unwrap();
+    let single = rise_registry_broker::crypto::PrivateKey::from_pkcs8_pem(&pem("es256_a")).unwrap();
     assert!(!format!("{single:?}").contains(&pem("es256_a")[30..60]));
 }
 
@@ -622,4 +622,13 @@ fn a_role_per_project_through_the_placeholder() {
         matches!(&err, ConfigError::Key { key, .. } if key == "registry.push_role_arn"),
         "{err}"
     );
+}
+
+#[test]
+fn a_signing_key_whose_public_half_is_another_keys_is_refused() {
+    let good = pem("es256_a");
+    assert_eq!(block_on(vectors::load_signing_key(&good)), Ok(()));
+    let swapped = vectors::mismatched_p256_pem(&pem("es256_a"), &pem("es256_b"));
+    let err = block_on(vectors::load_signing_key(&swapped)).unwrap_err();
+    assert!(err.contains("does not match"), "{err}");
 }

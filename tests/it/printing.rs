@@ -16,7 +16,6 @@ use rise_registry_broker::oidc::{OidcConfig, TokenIssuer};
 use rise_registry_broker::registry::{AuthMethod, RegistryCredentials, UpstreamTrace};
 use rise_registry_broker::runtime::{OutboundRequest, OutboundResponse};
 use rise_registry_broker::secrets::{MapSecrets, SecretString};
-use rise_registry_broker::signer::SigningKey;
 
 use crate::common::*;
 
@@ -150,7 +149,10 @@ fn secret_holding_types_never_print_their_secret() {
     for (name, value) in [
         (
             "SigningKey",
-            format!("{:?}", SigningKey::from_pkcs8_pem(&pem).unwrap()),
+            format!(
+                "{:?}",
+                rise_registry_broker::crypto::PrivateKey::from_pkcs8_pem(&pem).unwrap()
+            ),
         ),
         ("TokenIssuer", format!("{issuer:?}")),
     ] {
