@@ -4,21 +4,20 @@
 # fuzz/corpus/<target> (committed); new inputs found by a run stay there too.
 #   FUZZ_SECONDS=60 scripts/fuzz.sh            # every target, 60 s each
 #   FUZZ_SECONDS=10 scripts/fuzz.sh query      # one target
-# Installs a nightly toolchain (minimal profile) and cargo-fuzz when missing. Prints
+# Installs the pinned nightly (scripts/nightly.sh) and cargo-fuzz when missing. Prints
 # executions per target; a crash fails the script and leaves its input in fuzz/artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 seconds="${FUZZ_SECONDS:-60}"
-if ! rustup toolchain list | grep -q '^nightly'; then
-  rustup toolchain install nightly --profile minimal
-fi
+# shellcheck source=scripts/nightly.sh
+source scripts/nightly.sh
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(token jwks sts_xml ecr_json vars_overlay query)
-cargo +nightly fuzz build >/dev/null
+cargo "+$RISE_NIGHTLY" fuzz build >/dev/null
 for target in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$target" target
   corpus="fuzz/corpus/$target"
@@ -29,7 +28,7 @@ for target in "${targets[@]}"; do
   fi
   log="target/fuzz-$target.log"
   # -rss_limit_mb: well under an isolate's 128 MB times a margin for ASan.
-  if ! cargo +nightly fuzz run "$target" "$corpus" -- \
+  if ! cargo "+$RISE_NIGHTLY" fuzz run "$target" "$corpus" -- \
       -max_total_time="$seconds" -rss_limit_mb=1024 -print_final_stats=1 >"$log" 2>&1; then
     tail -40 "$log"
     echo "[fuzz] $target FAILED (input in fuzz/artifacts/$target)" >&2

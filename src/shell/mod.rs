@@ -108,15 +108,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // The raw method string: the worker crate maps methods it does not know (QUERY,
     // PROPFIND, …) to GET, which must not reach the GET routes.
     let method = req.inner().method();
-    let url = req.url().ok();
+    // The runtime's URL parser (WHATWG, as the runtime itself routes), not the `url`
+    // crate: its IDNA tables would be linked into the Wasm for one parse of an already
+    // normalized URL.
+    let url = web_sys::Url::new(&req.inner().url()).ok();
     let request = ApiRequest {
         method,
         // A URL the runtime cannot parse (CONNECT's authority form) is no route of ours.
-        path: url
+        path: url.as_ref().map(web_sys::Url::pathname).unwrap_or_default(),
+        // `search` is `?query` or empty: no `?` means no query.
+        query: url
             .as_ref()
-            .map(|u| u.path().to_owned())
-            .unwrap_or_default(),
-        query: url.as_ref().and_then(|u| u.query()).map(str::to_owned),
+            .map(web_sys::Url::search)
+            .and_then(|s| s.strip_prefix('?').map(str::to_owned)),
         authorization: req.headers().get("authorization").ok().flatten(),
         request_id: req.headers().get("cf-ray").ok().flatten(),
     };
