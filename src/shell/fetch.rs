@@ -1,33 +1,49 @@
-//! [`HttpClient`] over the Workers `fetch`, with a per-request timeout.
+//! [`HttpClient`] over the runtime's `fetch` (the `web_sys` binding), with a per-request
+//! timeout on the Workers timer.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt as _;
-use worker::{
-    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::Delay;
 
 use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
 pub struct WorkerFetch;
 
-/// Reads the body chunk by chunk and stops once it passes `limit` (a declared
-/// `Content-Length` over the limit stops it before the first byte).
-async fn read_limited(
-    resp: &mut worker::Response,
-    limit: usize,
-) -> Result<Vec<u8>, TransportError> {
-    let net = |e: worker::Error| TransportError::Network(e.to_string());
-    let declared = resp.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .is_some_and(|n| n > limit)
-    {
-        return Err(TransportError::TooLarge);
+/// Reads the body up to `limit`. A declared `Content-Length` over the limit stops it
+/// before the first byte; one within it frames the body (the runtime delivers exactly
+/// that many bytes or fails the read), so it is read in one call — the common case for
+/// STS, ECR and JWKS answers, and measurably cheaper than the stream loop. Without a
+/// declared length the body is read chunk by chunk and abandoned once it passes `limit`.
+async fn read_limited(resp: web_sys::Response, limit: usize) -> Result<Vec<u8>, TransportError> {
+    let declared = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match declared {
+        Some(n) if n > limit => return Err(TransportError::TooLarge),
+        Some(_) => {
+            let buffer = JsFuture::from(resp.array_buffer().map_err(js_error)?)
+                .await
+                .map_err(js_error)?;
+            let body = js_sys::Uint8Array::new(&buffer).to_vec();
+            // Belt and braces: never hand on more than the limit, whatever the framing.
+            return if body.len() > limit {
+                Err(TransportError::TooLarge)
+            } else {
+                Ok(body)
+            };
+        }
+        None => {}
     }
-    let mut stream = resp.stream().map_err(net)?;
+    let net = |e: worker::Error| TransportError::Network(e.to_string());
+    let mut stream = worker::Response::from(resp).stream().map_err(net)?;
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(net)?;
@@ -49,43 +65,66 @@ impl Sleeper for WorkerSleeper {
     }
 }
 
-fn method(name: &str) -> Method {
-    match name {
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "DELETE" => Method::Delete,
-        "HEAD" => Method::Head,
-        _ => Method::Get,
+/// The runtime's global `fetch` (structural call: workerd's global scope has it).
+fn global_fetch(request: &web_sys::Request) -> js_sys::Promise {
+    js_sys::global()
+        .unchecked_into::<web_sys::WorkerGlobalScope>()
+        .fetch_with_request(request)
+}
+
+fn js_error(e: JsValue) -> TransportError {
+    TransportError::Network(
+        e.dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .unwrap_or_else(|| "fetch failed".into()),
+    )
+}
+
+/// The request as the runtime's `Request`: the `web_sys` types directly, one JS call per
+/// member (the `worker` wrappers convert through extra objects; the profile showed it).
+fn runtime_request(
+    request: &OutboundRequest,
+    signal: &web_sys::AbortSignal,
+) -> Result<web_sys::Request, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in &request.headers {
+        headers.set(name, value)?;
     }
+    let init = web_sys::RequestInit::new();
+    init.set_method(request.method);
+    init.set_headers(&headers);
+    // Never follow a redirect: credentials, tokens and signatures would go wherever
+    // an upstream (or whoever answers in its name) points. A 3xx is an error answer.
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    init.set_signal(Some(signal));
+    if !request.body.is_empty() {
+        init.set_body(&js_sys::Uint8Array::from(request.body.as_slice()));
+    }
+    web_sys::Request::new_with_str_and_init(&request.url, &init)
 }
 
 #[async_trait(?Send)]
 impl HttpClient for WorkerFetch {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
-        let net = |e: worker::Error| TransportError::Network(e.to_string());
-        let headers = Headers::new();
-        for (name, value) in &request.headers {
-            headers.set(name, value).map_err(net)?;
-        }
-        let mut init = RequestInit::new();
-        // Never follow a redirect: credentials, tokens and signatures would go wherever
-        // an upstream (or whoever answers in its name) points. A 3xx is an error answer.
-        init.with_method(method(request.method))
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual);
-        if !request.body.is_empty() {
-            let body = js_sys::Uint8Array::from(request.body.as_slice());
-            init.with_body(Some(body.into()));
-        }
-        let req = Request::new_with_init(&request.url, &init).map_err(net)?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
+        let controller = web_sys::AbortController::new().map_err(js_error)?;
+        let req = runtime_request(&request, &controller.signal()).map_err(js_error)?;
         let call = async {
-            let fetch = Fetch::Request(req);
-            let mut resp = fetch.send_with_signal(&signal).await.map_err(net)?;
-            let status = resp.status_code();
-            let headers = resp.headers().entries().collect::<Vec<_>>();
-            let body = read_limited(&mut resp, request.max_response_bytes).await?;
+            let resp: web_sys::Response = JsFuture::from(global_fetch(&req))
+                .await
+                .map_err(js_error)?
+                .unchecked_into();
+            let status = resp.status();
+            let headers = js_sys::try_iter(&resp.headers())
+                .ok()
+                .flatten()
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| {
+                    let pair: js_sys::Array = entry.ok()?.unchecked_into();
+                    Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+                })
+                .collect();
+            let body = read_limited(resp, request.max_response_bytes).await?;
             Ok(OutboundResponse {
                 status,
                 headers,
