@@ -58,6 +58,10 @@ pub struct OutboundRequest {
     /// Stop reading (and report [`TransportError::TooLarge`]) once the body passes this:
     /// a hostile or broken upstream cannot make the isolate buffer without bound.
     pub max_response_bytes: usize,
+    /// The response headers the caller reads: the shell copies only these out of the
+    /// runtime (each one copied is a few calls across the JS boundary). Fakes may return
+    /// more.
+    pub response_headers: &'static [&'static str],
 }
 
 /// Timeout for outbound calls that do not set their own.
@@ -90,6 +94,7 @@ impl OutboundRequest {
             body: Vec::new(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            response_headers: &[],
         }
     }
 }

@@ -1,9 +1,12 @@
-//! Bearer token → [`VerifiedCaller`], with jwt-compact doing the JWS work.
+//! Bearer token → [`VerifiedCaller`]: jwt-compact parses the token and validates the time
+//! claims; the signature goes through the key's backend (`crate::crypto`, WebCrypto in
+//! the worker) over the token's signing input.
 //!
 //! Order of checks (cheap and fetch-free first, so hostile input costs little):
 //! 1. size, alphabet and segment count;
 //! 2. jwt-compact parse; header: no `crit`, no embedded/remote key (`jwk`, `jku`, `x5u`, `x5c`);
-//! 3. `iss` (unverified) picks a configured issuer — unknown issuers stop here, no fetch;
+//! 3. claims parsed (malformed JSON stops here); `iss`, unverified, picks a configured
+//!    issuer — unknown issuers stop here, no fetch;
 //! 4. the issuer's key set (fetched/cached for remote ones) and the key by `kid`;
 //! 5. the key decides the algorithm: the token's `alg` must match it;
 //! 6. signature; then `iss`, `aud`, `exp` (required), `nbf`, `iat` with leeway.
@@ -34,12 +37,6 @@ struct ExtraHeader {
 }
 
 type Untrusted<'a> = UntrustedToken<'a, ExtraHeader>;
-
-/// Only what is needed to pick the issuer before anything is verified.
-#[derive(Deserialize)]
-struct UnverifiedIssuer {
-    iss: Option<Value>,
-}
 
 enum IssuerKeys {
     Static(Rc<KeySet>),
@@ -193,7 +190,11 @@ impl Verifier {
         http: &dyn HttpClient,
     ) -> Result<VerifiedCaller, AuthError> {
         let untrusted = self.parse(token)?;
-        let issuer = self.pick_issuer(&untrusted)?;
+        // Parsed once, before the signature is checked, but only read for `iss` until it is.
+        let claims = untrusted
+            .deserialize_claims_unchecked::<Map<String, Value>>()
+            .map_err(map_validation_error)?;
+        let issuer = self.pick_issuer(&claims.custom)?;
         let kid = untrusted.header().key_id.as_deref();
         let set = match &issuer.keys {
             IssuerKeys::Static(set) => set.clone(),
@@ -216,9 +217,6 @@ impl Verifier {
         {
             return Err(AuthError::InvalidToken("bad signature"));
         }
-        let claims = untrusted
-            .deserialize_claims_unchecked::<Map<String, Value>>()
-            .map_err(map_validation_error)?;
         self.check_claims(&issuer.config, &claims, now_ms)
     }
 
@@ -252,17 +250,13 @@ impl Verifier {
     }
 
     /// Step 3: the unverified `iss` only selects which keys to try.
-    fn pick_issuer(&self, untrusted: &Untrusted<'_>) -> Result<&TrustedIssuer, AuthError> {
-        let claims: UnverifiedIssuer = untrusted
-            .deserialize_claims_unchecked::<UnverifiedIssuer>()
-            .map_err(|_| AuthError::InvalidToken("malformed claims"))?
-            .custom;
-        let Some(Value::String(iss)) = claims.iss else {
+    fn pick_issuer(&self, claims: &Map<String, Value>) -> Result<&TrustedIssuer, AuthError> {
+        let Some(Value::String(iss)) = claims.get("iss") else {
             return Err(AuthError::InvalidToken("missing issuer"));
         };
         self.issuers
             .iter()
-            .find(|i| i.config.issuer == iss)
+            .find(|i| &i.config.issuer == iss)
             .ok_or(AuthError::InvalidToken("unknown issuer"))
     }
 

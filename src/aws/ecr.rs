@@ -25,6 +25,7 @@ pub fn get_authorization_token_request(endpoint: &str, timeout_ms: u64) -> Outbo
         body: b"{}".to_vec(),
         timeout_ms,
         max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        response_headers: super::RESPONSE_HEADERS,
     }
 }
 

@@ -90,6 +90,7 @@ fn form_post(endpoint: &str, params: &[(&str, &str)], timeout_ms: u64) -> Outbou
         body: aws_form_encode(params).into_bytes(),
         timeout_ms,
         max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        response_headers: super::RESPONSE_HEADERS,
     }
 }
 

@@ -114,15 +114,11 @@ impl HttpClient for WorkerFetch {
                 .map_err(js_error)?
                 .unchecked_into();
             let status = resp.status();
-            let headers = js_sys::try_iter(&resp.headers())
-                .ok()
-                .flatten()
-                .into_iter()
-                .flatten()
-                .filter_map(|entry| {
-                    let pair: js_sys::Array = entry.ok()?.unchecked_into();
-                    Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-                })
+            let all = resp.headers();
+            let headers = request
+                .response_headers
+                .iter()
+                .filter_map(|&name| Some((name.to_owned(), all.get(name).ok()??)))
                 .collect();
             let body = read_limited(resp, request.max_response_bytes).await?;
             Ok(OutboundResponse {

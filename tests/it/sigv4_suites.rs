@@ -77,6 +77,7 @@ fn parse_request(raw: &str) -> Option<OutboundRequest> {
         body: body.as_bytes().to_vec(),
         timeout_ms: 1000,
         max_response_bytes: 1024,
+        response_headers: &[],
     })
 }
 
