@@ -83,6 +83,9 @@ def test_moto_issues_scoped_credentials(moto, secret):
         assert data["auth_method"] == "login_credentials"
         logs = w.wait_for_log('"outcome":"issued"')
         assert '"subrequests":2' in logs
+        # AWS's request ids (moto sends x-amzn-requestid) make it through the runtime.
+        audit = next(json.loads(l[l.index("{"):]) for l in logs.splitlines() if '"outcome":"issued"' in l)
+        assert len(audit["aws_request_ids"]) == 2 and all(audit["aws_request_ids"]), audit
         assert moto.info["secret_access_key"] not in logs and "123456789012-auth-token" not in logs
         # Another project: refused before any AWS call.
         status, _, body = w.get("/registry/credentials?project=other", token(secret))
