@@ -116,6 +116,12 @@ export default {
     const fresh = await issue(env, project, access, claims.sub);
     if (fresh instanceof Response) return fresh;
     if (cacheOn) cache.set(key, fresh);
+    // The same audit line on a miss (the broker writes one for every request).
+    if (env.BENCH_AUDIT_LOG === "true") {
+      console.log(JSON.stringify({ event: "registry_credentials", project, access, provider: "ecr", sub: claims.sub,
+        iss: claims.iss, grant: "projects_claim", cache: cacheOn ? "miss" : "off", outcome: "issued",
+        subrequests: 2, expires_in: Math.floor((fresh.expiresAt - now) / 1000) }));
+    }
     return render(fresh, now);
   },
 };
