@@ -36,6 +36,11 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# The pinned nightly (minimal profile + rust-src) the release Wasm is built with
+# (scripts/build.sh: panic=immediate-abort) and the fuzz smoke runs on.
+# shellcheck source=scripts/nightly.sh
+source scripts/nightly.sh
+
 if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
   log "cargo: installing worker-build $WORKER_BUILD_VERSION (several minutes on 2 cores)"
   cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
