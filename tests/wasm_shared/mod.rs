@@ -186,31 +186,27 @@ async fn pyjwt_corpus_in_wasm() {
 
 #[wasm_bindgen_test]
 async fn rfc_vectors_on_webcrypto() {
-    assert_eq!(vectors::rfc_signatures().await, 6);
+    vectors::rfc_signatures().await;
 }
 
 #[wasm_bindgen_test]
 async fn wycheproof_es256_on_webcrypto() {
-    let checked = vectors::wycheproof_es256().await;
-    assert!(checked > 200, "{checked}");
+    vectors::wycheproof_es256().await;
 }
 
 #[wasm_bindgen_test]
 async fn wycheproof_ed25519_on_webcrypto() {
-    let checked = vectors::wycheproof_ed25519().await;
-    assert!(checked > 100, "{checked}");
+    vectors::wycheproof_ed25519().await;
 }
 
 #[wasm_bindgen_test]
 async fn wycheproof_rs256_on_webcrypto() {
-    let checked = vectors::wycheproof_rs256().await;
-    assert!(checked > 200, "{checked}");
+    vectors::wycheproof_rs256().await;
 }
 
 #[wasm_bindgen_test]
 async fn wycheproof_hmac_sha256_in_wasm() {
-    let n = vectors::wycheproof_hmac_sha256().await;
-    assert!(n > 20, "{n}");
+    vectors::wycheproof_hmac_sha256().await;
 }
 
 /// WebCrypto signing: tokens minted with each key type verify against the published
