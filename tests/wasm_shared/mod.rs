@@ -335,3 +335,28 @@ async fn sign_speed_in_wasm() {
         wasm_bindgen_test::console_log!("sign {name}: {per_us:.1} µs/token ({n} tokens)");
     }
 }
+
+/// SigV4 signing time inside the JS engine (a benchmark, not a test): the miss path signs
+/// twice per issuance, with SHA-256/HMAC computed in Wasm. Run explicitly:
+/// `cargo test --release --target wasm32-unknown-unknown --test wasm_node -- --include-ignored --nocapture sigv4_speed`
+#[wasm_bindgen_test]
+#[ignore]
+fn sigv4_speed_in_wasm() {
+    use rise_registry_broker::aws::{ecr, sigv4, AwsCredentials};
+    use rise_registry_broker::secrets::SecretString;
+    let credentials = AwsCredentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: SecretString::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        session_token: Some(SecretString::new("session-token-".repeat(40))),
+        expires_at_ms: None,
+    };
+    let n = 2000;
+    let start = js_sys::Date::now();
+    for _ in 0..n {
+        let mut request =
+            ecr::get_authorization_token_request("https://api.ecr.us-east-1.amazonaws.com/", 1000);
+        sigv4::sign(&mut request, &credentials, "us-east-1", "ecr", NOW_MS).unwrap();
+    }
+    let per_us = (js_sys::Date::now() - start) * 1000.0 / n as f64;
+    wasm_bindgen_test::console_log!("sigv4 sign: {per_us:.1} µs/request ({n} requests)");
+}
