@@ -170,10 +170,8 @@ fn log_safe_id(raw: &str) -> String {
 
 /// 64 random bits, hex: a request id when the runtime gives none (local runs).
 fn random_request_id() -> String {
-    let mut bytes = [0u8; 8];
     // No entropy only costs uniqueness of an id, never correctness.
-    let _ = getrandom::getrandom(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::runtime::random_hex(8).unwrap_or_else(|| "0".repeat(16))
 }
 
 /// The routes that need no caller: health and the OIDC documents.

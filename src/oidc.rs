@@ -160,7 +160,5 @@ impl TokenIssuer {
 
 /// 128 random bits, hex: a token id no two tokens share.
 fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).expect("the runtime's random source");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::runtime::random_hex(16).expect("the runtime's random source")
 }

@@ -148,3 +148,11 @@ pub trait HttpClient {
         None
     }
 }
+
+/// `n` random bytes from the runtime's source (`crypto.getRandomValues` in the worker),
+/// hex-encoded; `None` when the source fails.
+pub fn random_hex(n: usize) -> Option<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::getrandom(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
+}
