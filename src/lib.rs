@@ -4,7 +4,7 @@
 //! gets back credentials that work for that project's repository only.
 //!
 //! ```text
-//!  worker::Request ──shell──▶ http::ApiRequest ──▶ api::respond
+//!  runtime Request ──shell──▶ http::ApiRequest ──▶ api::respond
 //!                                                   │ project::ProjectName::parse   (400)
 //!                                                   │ config (loaded once)          (500)
 //!                                                   │ auth::jwt::Verifier           (401)
@@ -12,7 +12,7 @@
 //!                                                   │ auth::authz::authorize        (403)
 //!                                                   │ broker::Broker::issue: cache + singleflight
 //!                                                   │   └ registry::RegistryProvider (200 / 5xx)
-//!  worker::Response ◀──shell── http::ApiResponse ◀──┘ + audit::AuditLine (one JSON log line)
+//!  runtime Response ◀──shell── http::ApiResponse ◀──┘ + audit::AuditLine (one JSON log line)
 //! ```
 //!
 //! Leaves first: `error` (codes, error types) and `secrets` import nothing of the crate;
@@ -24,6 +24,8 @@
 //! (time is passed in as `now_ms`), no network (outbound calls go through
 //! [`runtime::HttpClient`]), no environment (vars and secrets are passed in). The shell in
 //! `shell` is compiled only for `wasm32` and is the one place that touches `worker`.
+//! The other target-dependent code is `crypto`'s backend: the runtime's WebCrypto on
+//! `wasm32`, the RustCrypto implementations natively (same API, same test vectors).
 
 pub mod api;
 pub mod audit;
