@@ -11,6 +11,9 @@
 # column is ours / JS from the same round. Then Wasm compile + instantiate time (Node 24's
 # V8, fetched from npm into target/, see bench/wasm-compile.mjs).
 #   bash bench/workerd.sh            (DURATION=10 CONNECTIONS=32 ROUNDS=3)
+#   BASELINE_BUNDLE=<dir> bash bench/workerd.sh   adds rows for another build of ours
+#                                    (a `wrangler deploy --dry-run --outdir` of it), run
+#                                    in the same rounds: before/after in one run
 #   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
 #                                    module built with its function names): cache hit and
 #                                    cache off with an HS256 token, self time per function
@@ -37,6 +40,7 @@ fi
 npx wrangler deploy --dry-run --outdir "$WORK/rust" >/dev/null 2>&1
 (cd bench/js-aws4fetch && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/js" >/dev/null 2>&1)
 (cd bench/js-trivial && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/floor" >/dev/null 2>&1)
+[ -z "${BASELINE_BUNDLE:-}" ] || cp -r "$BASELINE_BUNDLE" "$WORK/base"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -143,9 +147,11 @@ echo "| worker | mode | token | req/s | CPU µs/request (workerd) | ours/JS (CPU
 echo "|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
   run floor "$WORK/floor" $BASE_PORT true HS256
+  [ -z "${BASELINE_BUNDLE:-}" ] || run base "$WORK/base" $OURS_PORT true HS256
   run rust "$WORK/rust" $OURS_PORT true HS256
   run js "$WORK/js" $BASE_PORT true HS256
   for alg in HS256 RS256 ES256; do
+    [ -z "${BASELINE_BUNDLE:-}" ] || run base "$WORK/base" $OURS_PORT false $alg
     run rust "$WORK/rust" $OURS_PORT false $alg
     run js "$WORK/js" $BASE_PORT false $alg
   done
