@@ -143,6 +143,8 @@ class FakeAws:
                     if step == "hang":
                         time.sleep(30)
                         return
+                    if step in ("stall-body", "huge-declared", "huge-chunked"):
+                        return self.misbehave(step)
                     if step == "throttle":
                         return self.reply(400, "text/xml", "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
                                           "<Message>Rate exceeded</Message></Error><RequestId>t-1</RequestId></ErrorResponse>")
@@ -157,6 +159,41 @@ class FakeAws:
                 return self.reply(200, "application/x-amz-json-1.1", json.dumps(
                     {"authorizationData": [{"authorizationToken": tok, "expiresAt": time.time() + 43200,
                                             "proxyEndpoint": "https://x"}]}))
+
+            def misbehave(self, step):
+                """Bodies the runtime's fetch must bound: headers then a stalled body; a valid
+                answer padded past the broker's 256 KiB limit, with its length declared or
+                sent chunked (without the limit, either would be read and accepted)."""
+                exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+                padding = "<!--" + "a" * 300_000 + "-->"
+                answer = (f"<AssumeRoleResponse>{padding}<AssumeRoleResult><AssumedRoleUser><AssumedRoleId>A:x</AssumedRoleId>"
+                          f"<Arn>arn:aws:sts::123456789012:assumed-role/p/x</Arn></AssumedRoleUser><Credentials>"
+                          f"<AccessKeyId>ASIAFAKE</AccessKeyId><SecretAccessKey>fake-secret</SecretAccessKey>"
+                          f"<SessionToken>fake-token</SessionToken><Expiration>{exp}</Expiration></Credentials>"
+                          f"</AssumeRoleResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>"
+                          f"</AssumeRoleResponse>").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                try:
+                    if step == "huge-chunked":
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        for i in range(0, len(answer), 16384):
+                            chunk = answer[i:i + 16384]
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.write(b"0\r\n\r\n")
+                    elif step == "huge-declared":
+                        self.send_header("Content-Length", str(len(answer)))
+                        self.end_headers()
+                        self.wfile.write(answer)
+                    else:  # stall-body
+                        self.send_header("Content-Length", "2000")
+                        self.end_headers()
+                        self.wfile.write(b"<AssumeRoleResponse>")
+                        self.wfile.flush()
+                        time.sleep(30)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the broker stopped reading: what these steps are for
 
             def reply(self, status, ctype, text):
                 data = text.encode()
@@ -235,3 +272,25 @@ def test_concurrent_first_requests_share_one_issuance_under_workerd(secret):
     finally:
         w.stop()
         fake.server.shutdown()
+
+
+def test_a_body_that_stalls_after_the_headers_is_504(fake_aws_worker, secret):
+    # The timeout covers reading the body, not just waiting for headers.
+    fake, w = fake_aws_worker
+    fake.sts_plan, fake.sts_attempts = ["stall-body"] * 3, 0
+    status, _, body = w.get(CREDS, token(secret))
+    assert status == 504, body
+    assert json.loads(body)["code"] == "upstream_timeout"
+    assert fake.sts_attempts == 3
+
+
+@pytest.mark.parametrize("step", ["huge-declared", "huge-chunked"])
+def test_an_oversized_body_is_refused_without_a_retry(fake_aws_worker, secret, step):
+    # Over 256 KiB: a declared length stops it before the body is read, an undeclared
+    # one once the stream passes the limit; neither is an answer worth asking again for.
+    fake, w = fake_aws_worker
+    fake.sts_plan, fake.sts_attempts = [step], 0
+    status, _, body = w.get(CREDS, token(secret))
+    assert status == 502, body
+    assert json.loads(body)["code"] == "upstream_error"
+    assert fake.sts_attempts == 1
