@@ -143,7 +143,7 @@ class FakeAws:
                     if step == "hang":
                         time.sleep(30)
                         return
-                    if step in ("stall-body", "huge-declared", "huge-chunked"):
+                    if step in ("stall-body", "stall-chunked", "huge-declared", "huge-chunked"):
                         return self.misbehave(step)
                     if step == "throttle":
                         return self.reply(400, "text/xml", "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
@@ -186,6 +186,12 @@ class FakeAws:
                         self.send_header("Content-Length", str(len(answer)))
                         self.end_headers()
                         self.wfile.write(answer)
+                    elif step == "stall-chunked":
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        self.wfile.write(b"14\r\n<AssumeRoleResponse>\r\n")
+                        self.wfile.flush()
+                        time.sleep(30)
                     else:  # stall-body
                         self.send_header("Content-Length", "2000")
                         self.end_headers()
@@ -274,10 +280,12 @@ def test_concurrent_first_requests_share_one_issuance_under_workerd(secret):
         fake.server.shutdown()
 
 
-def test_a_body_that_stalls_after_the_headers_is_504(fake_aws_worker, secret):
-    # The timeout covers reading the body, not just waiting for headers.
+@pytest.mark.parametrize("step", ["stall-body", "stall-chunked"])
+def test_a_body_that_stalls_after_the_headers_is_504(fake_aws_worker, secret, step):
+    # The timeout covers reading the body (declared length or chunked), not just waiting
+    # for the headers.
     fake, w = fake_aws_worker
-    fake.sts_plan, fake.sts_attempts = ["stall-body"] * 3, 0
+    fake.sts_plan, fake.sts_attempts = [step] * 3, 0
     status, _, body = w.get(CREDS, token(secret))
     assert status == 504, body
     assert json.loads(body)["code"] == "upstream_timeout"
