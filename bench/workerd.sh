@@ -16,7 +16,8 @@
 #                                    in the same rounds: before/after in one run
 #   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
 #                                    module built with its function names): cache hit and
-#                                    cache off with an HS256 token, self time per function
+#                                    cache off with an HS256 token (PROFILE_ALG=RS256|ES256
+#                                    for another), self time per function
 # Not part of the test command. Prints Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -140,7 +141,7 @@ run() { # label dir port cache alg → one table row; sets LAST_US
 
 if [ -n "${PROFILE:-}" ]; then
   run rust "$WORK/rust" $OURS_PORT true HS256
-  run rust "$WORK/rust" $OURS_PORT false HS256
+  run rust "$WORK/rust" $OURS_PORT false "${PROFILE_ALG:-HS256}"
   exit 0
 fi
 echo "| worker | mode | token | req/s | CPU µs/request (workerd) | ours/JS (CPU) | RSS MiB after | start → first 200 (ms) | non-2xx |"
