@@ -83,15 +83,17 @@ impl PublicMaterial {
         }
     }
 
-    fn rsa(n: &[u8], e: &[u8]) -> Result<Self, &'static str> {
+    /// `Err(true)`: a modulus under 2048 bits; `Err(false)`: no modulus or exponent. The
+    /// callers word it for their input (a JWKS "has", a secret "holds").
+    fn rsa(n: &[u8], e: &[u8]) -> Result<Self, bool> {
         let n = strip_zeros(n);
         let e = strip_zeros(e);
         if e.is_empty() || n.is_empty() {
-            return Err("has an invalid RSA key");
+            return Err(false);
         }
         let bits = n.len() * 8 - n[0].leading_zeros() as usize;
         if bits < MIN_RSA_BITS {
-            return Err("has an RSA key under 2048 bits");
+            return Err(true);
         }
         Ok(PublicMaterial::Rsa {
             n: n.to_vec(),
@@ -162,7 +164,13 @@ impl PublicKey {
                 modulus,
                 public_exponent,
                 private_parts: None,
-            } => PublicMaterial::rsa(modulus, public_exponent)?,
+            } => PublicMaterial::rsa(modulus, public_exponent).map_err(|weak| {
+                if weak {
+                    "has an RSA key under 2048 bits"
+                } else {
+                    "has an invalid RSA key"
+                }
+            })?,
             JsonWebKey::EllipticCurve {
                 curve,
                 x,
@@ -253,8 +261,8 @@ impl PrivateKey {
             RSA_ENCRYPTION => {
                 let rsa = pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|_| NEITHER)?;
                 PublicMaterial::rsa(rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes())
-                    .map_err(|e| {
-                        if e.contains("2048") {
+                    .map_err(|weak| {
+                        if weak {
                             "holds an RSA key under 2048 bits"
                         } else {
                             NEITHER

@@ -17,12 +17,23 @@ use zeroize::Zeroizing;
 
 use super::PublicMaterial;
 
+thread_local! {
+    /// `crypto.subtle`, looked up once per isolate rather than on every call.
+    static SUBTLE: OnceCell<Option<SubtleCrypto>> = const { OnceCell::new() };
+}
+
 fn subtle() -> Result<SubtleCrypto, &'static str> {
-    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
-        .ok()
-        .filter(|c| c.is_object())
-        .ok_or("needs WebCrypto (crypto.subtle), which this runtime lacks")?;
-    Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
+    SUBTLE
+        .with(|cell| {
+            cell.get_or_init(|| {
+                let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+                crypto
+                    .is_object()
+                    .then(|| crypto.unchecked_into::<web_sys::Crypto>().subtle())
+            })
+            .clone()
+        })
+        .ok_or("needs WebCrypto (crypto.subtle), which this runtime lacks")
 }
 
 /// A plain JS object from (name, value) pairs.
@@ -59,11 +70,11 @@ fn algorithm(material: &PublicMaterial) -> Object {
 async fn import(
     format: &str,
     data: &Object,
-    material: &PublicMaterial,
+    algorithm: &Object,
     usage: &str,
 ) -> Result<CryptoKey, &'static str> {
     let promise = subtle()?
-        .import_key_with_object(format, data, &algorithm(material), false, &usages(usage))
+        .import_key_with_object(format, data, algorithm, false, &usages(usage))
         .map_err(|_| "was refused by WebCrypto")?;
     JsFuture::from(promise)
         .await
@@ -71,41 +82,54 @@ async fn import(
         .map_err(|_| "was refused by WebCrypto")
 }
 
-/// The imported key, shared by the clones of one key set entry.
-#[derive(Clone, Default)]
-pub(super) struct PublicHandle(Rc<OnceCell<CryptoKey>>);
+/// The imported key, shared by the clones of one key set entry, and its algorithm object
+/// (built once here, not on every verification).
+#[derive(Clone)]
+pub(super) struct PublicHandle {
+    key: Rc<OnceCell<CryptoKey>>,
+    algorithm: Object,
+}
 
 impl PublicHandle {
     /// Shape was checked by the caller; the runtime checks the rest when importing.
-    pub(super) fn new(_material: &PublicMaterial) -> Result<Self, &'static str> {
-        Ok(Self::default())
+    pub(super) fn new(material: &PublicMaterial) -> Result<Self, &'static str> {
+        Ok(PublicHandle {
+            key: Rc::default(),
+            algorithm: algorithm(material),
+        })
     }
 
     async fn key(&self, material: &PublicMaterial) -> Result<CryptoKey, &'static str> {
-        if let Some(key) = self.0.get() {
+        if let Some(key) = self.key.get() {
             return Ok(key.clone());
         }
         let b64 = |bytes: &[u8]| JsValue::from_str(&URL_SAFE_NO_PAD.encode(bytes));
         let key = match material {
             PublicMaterial::Rsa { n, e } => {
                 let jwk = object(&[("kty", "RSA".into()), ("n", b64(n)), ("e", b64(e))]);
-                import("jwk", &jwk, material, "verify").await?
+                import("jwk", &jwk, &self.algorithm, "verify").await?
             }
             PublicMaterial::P256 { point } => {
                 import(
                     "raw",
                     &Uint8Array::from(point.as_slice()),
-                    material,
+                    &self.algorithm,
                     "verify",
                 )
                 .await?
             }
             PublicMaterial::Ed25519 { x } => {
-                import("raw", &Uint8Array::from(x.as_slice()), material, "verify").await?
+                import(
+                    "raw",
+                    &Uint8Array::from(x.as_slice()),
+                    &self.algorithm,
+                    "verify",
+                )
+                .await?
             }
         };
         // Two requests may import the same key concurrently; either result is the key.
-        let _ = self.0.set(key.clone());
+        let _ = self.key.set(key.clone());
         Ok(key)
     }
 
@@ -124,7 +148,7 @@ impl PublicHandle {
         };
         let Ok(subtle) = subtle() else { return false };
         let Ok(promise) = subtle.verify_with_object_and_u8_array_and_u8_array(
-            &algorithm(material),
+            &self.algorithm,
             &key,
             signature,
             message,
@@ -140,7 +164,7 @@ pub(super) struct PrivateHandle {
     /// The PKCS#8 document, until imported (then the runtime holds the key, not us).
     pkcs8: std::cell::RefCell<Option<Zeroizing<Vec<u8>>>>,
     key: OnceCell<CryptoKey>,
-    material: PublicMaterial,
+    algorithm: Object,
 }
 
 impl PrivateHandle {
@@ -148,7 +172,7 @@ impl PrivateHandle {
         Ok(PrivateHandle {
             pkcs8: std::cell::RefCell::new(Some(Zeroizing::new(pkcs8_der.to_vec()))),
             key: OnceCell::new(),
-            material: public.clone(),
+            algorithm: algorithm(public),
         })
     }
 
@@ -165,7 +189,7 @@ impl PrivateHandle {
         let imported = import(
             "pkcs8",
             &Uint8Array::from(der.as_slice()),
-            &self.material,
+            &self.algorithm,
             "sign",
         )
         .await?;
@@ -177,7 +201,7 @@ impl PrivateHandle {
     pub(super) async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, &'static str> {
         let key = self.key().await?;
         let promise = subtle()?
-            .sign_with_object_and_u8_array(&algorithm(&self.material), &key, message)
+            .sign_with_object_and_u8_array(&self.algorithm, &key, message)
             .map_err(|_| "could not sign")?;
         let buffer = JsFuture::from(promise)
             .await

@@ -15,10 +15,6 @@ use rise_registry_broker::config;
 use rise_registry_broker::secrets::MapSecrets;
 use serde_json::{json, Value};
 
-fn fixture(path: &str) -> Value {
-    vectors::fixture(path.rsplit('/').next().unwrap())
-}
-
 fn verdict(result: &Result<impl std::fmt::Debug, AuthError>) -> &'static str {
     match result {
         Ok(_) => "ok",
@@ -32,7 +28,7 @@ fn verdict(result: &Result<impl std::fmt::Debug, AuthError>) -> &'static str {
 fn pyjwt_corpus() {
     let corpus: Value = match std::env::var("JWT_CORPUS") {
         Ok(path) => serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(),
-        Err(_) => fixture("jwt/corpus.json"),
+        Err(_) => vectors::fixture("corpus.json"),
     };
     let issuers = json!([
         {"issuer": corpus["hs256_issuer"], "audience": corpus["audience"], "hs256_secret": "CORPUS_HS"},
@@ -81,10 +77,9 @@ fn rfc_vectors_signatures() {
 fn rfc_vectors_through_the_full_verifier() {
     // A.1–A.3 are signed JWTs from "joe" that expired in 2011: a verifier enforcing `exp`
     // must call them expired; A.5 (`alg: none`) must be refused.
-    let vectors = fixture("jwt/rfc_vectors.json");
+    let rfc = vectors::fixture("rfc_vectors.json");
     let find = |n: &str| {
-        vectors
-            .as_array()
+        rfc.as_array()
             .unwrap()
             .iter()
             .find(|v| v["name"] == n)
@@ -167,7 +162,7 @@ fn key_material_never_prints() {
 
 #[test]
 fn jwks_documents_that_must_not_load() {
-    let rsa_pub = fixture("jwt/rfc_vectors.json")[1]["jwk"].clone();
+    let rsa_pub = vectors::fixture("rfc_vectors.json")[1]["jwk"].clone();
     let mut private = rsa_pub.clone();
     private["d"] = json!("AQAB");
     let mut dup = rsa_pub.clone();
