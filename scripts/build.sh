@@ -25,19 +25,23 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
+# shellcheck source=scripts/nightly.sh
+source scripts/nightly.sh
+if [ "${RISE_WASM_TOOLCHAIN:-nightly}" != stable ] && ! rise_have_nightly; then
+  echo "warning: $RISE_NIGHTLY unavailable: building on stable (panic messages kept, ~10 % larger Wasm)" >&2
+  RISE_WASM_TOOLCHAIN=stable
+fi
 if [ "${RISE_WASM_TOOLCHAIN:-nightly}" = stable ]; then
-  # The size-lever table's "panics off" lever switched off (bench/size-levers.sh).
+  # Also the size-lever table's "panics" lever switched off (bench/size-levers.sh).
   CARGO_TARGET_DIR="$PWD/target/worker-stable" worker-build --release
 else
-  # shellcheck source=scripts/nightly.sh
-  source scripts/nightly.sh
   RUSTUP_TOOLCHAIN="$RISE_NIGHTLY" \
     CARGO_TARGET_DIR="$PWD/target/worker" \
     CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
     RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
     worker-build --release
 fi
-# RISE_WASM_KEEP_NAMES=1 keeps function names for profiling (bench/profile.sh).
+# RISE_WASM_KEEP_NAMES=1 keeps function names for profiling (PROFILE=1 bench/workerd.sh).
 strip=--strip-debug; [ -n "${RISE_WASM_KEEP_NAMES:-}" ] && strip=--debuginfo
 "$WASM_OPT_BIN" "$out" -o "$out.tmp" $strip ${WASM_OPT_ARGS:-} \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \

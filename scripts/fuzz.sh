@@ -12,6 +12,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 seconds="${FUZZ_SECONDS:-60}"
 # shellcheck source=scripts/nightly.sh
 source scripts/nightly.sh
+rise_have_nightly || { echo "fuzz: $RISE_NIGHTLY is not installed" >&2; exit 1; }
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi

@@ -40,6 +40,10 @@ fi
 # (scripts/build.sh: panic=immediate-abort) and the fuzz smoke runs on.
 # shellcheck source=scripts/nightly.sh
 source scripts/nightly.sh
+if [ "$mode" = test ] && ! rise_have_nightly; then
+  echo "setup: $RISE_NIGHTLY is required for the test command (release build, fuzzing)" >&2
+  exit 1
+fi
 
 if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
   log "cargo: installing worker-build $WORKER_BUILD_VERSION (several minutes on 2 cores)"
