@@ -160,7 +160,8 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken("token too large"));
         }
-        if let Some(caller) = self.tokens.get(token, now_ms, |iss| self.generation(iss)) {
+        let digest = TokenCache::digest(token);
+        if let Some(caller) = self.tokens.get(&digest, now_ms, |iss| self.generation(iss)) {
             return Ok(caller);
         }
         self.verify_uncached(token, now_ms, http).await
@@ -178,8 +179,13 @@ impl Verifier {
     pub fn remember(&self, token: &str, caller: &VerifiedCaller, now_ms: u64) {
         let valid_until_ms = (caller.expires_at() + self.leeway.num_seconds()).max(0) as u64 * 1000;
         let generation = self.generation(caller.issuer());
-        self.tokens
-            .insert(token, caller.clone(), valid_until_ms, generation, now_ms);
+        self.tokens.insert(
+            TokenCache::digest(token),
+            caller.clone(),
+            valid_until_ms,
+            generation,
+            now_ms,
+        );
     }
 
     /// Full verification, no token cache.
