@@ -140,6 +140,9 @@ run() { # label dir port cache alg → one table row; sets LAST_US
 }
 
 if [ -n "${PROFILE:-}" ]; then
+  # PROFILE_WORKERS="floor js" profiles the other two workers' cache hit as well, for
+  # comparing where the runtime's own time goes.
+  for w in ${PROFILE_WORKERS:-}; do run "$w" "$WORK/$w" $BASE_PORT true HS256; done
   run rust "$WORK/rust" $OURS_PORT true HS256
   run rust "$WORK/rust" $OURS_PORT false "${PROFILE_ALG:-HS256}"
   exit 0

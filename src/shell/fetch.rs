@@ -1,12 +1,9 @@
 //! [`HttpClient`] over the runtime's `fetch` (the `web_sys` binding), with the runtime's
 //! `AbortSignal.timeout` as the per-request deadline.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::Delay;
 
 use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
@@ -75,13 +72,23 @@ async fn read_limited(
     }
 }
 
-/// Retry backoff on the Workers timer.
+/// Retry backoff and a single-flight follower's polling, on the runtime's `setTimeout`
+/// awaited as a promise. Not `worker::Delay`: it keeps the waker of its first poll only,
+/// and the shell polls the handler once with a no-op waker before handing it to the
+/// executor (see `fetch_export`), so a follower first polled there would never wake —
+/// workerd cancels such a request as hung. `JsFuture` wakes the latest waker.
 pub struct WorkerSleeper;
 
 #[async_trait(?Send)]
 impl Sleeper for WorkerSleeper {
     async fn sleep(&self, ms: u64) {
-        Delay::from(Duration::from_millis(ms)).await;
+        let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+        let timer = js_sys::Promise::new(&mut |resolve, _reject| {
+            let _ = js_sys::global()
+                .unchecked_into::<web_sys::WorkerGlobalScope>()
+                .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        });
+        let _ = JsFuture::from(timer).await;
     }
 }
 
