@@ -14,6 +14,7 @@
 #   BASELINE_BUNDLE=<dir> bash bench/workerd.sh   adds rows for another build of ours
 #                                    (a `wrangler deploy --dry-run --outdir` of it), run
 #                                    in the same rounds: before/after in one run
+#   ALGS="HS256" bash bench/workerd.sh   cache-off rows for these tokens only ("" = none)
 #   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
 #                                    module built with its function names): cache hit and
 #                                    cache off with an HS256 token (PROFILE_ALG=RS256|ES256
@@ -154,7 +155,8 @@ for round in $(seq 1 "$ROUNDS"); do
   [ -z "${BASELINE_BUNDLE:-}" ] || run base "$WORK/base" $OURS_PORT true HS256
   run rust "$WORK/rust" $OURS_PORT true HS256
   run js "$WORK/js" $BASE_PORT true HS256
-  for alg in HS256 RS256 ES256; do
+  # ALGS= (empty) skips the cache-off rows, e.g. for a quick A/B of the hit path.
+  for alg in ${ALGS-HS256 RS256 ES256}; do
     [ -z "${BASELINE_BUNDLE:-}" ] || run base "$WORK/base" $OURS_PORT false $alg
     run rust "$WORK/rust" $OURS_PORT false $alg
     run js "$WORK/js" $BASE_PORT false $alg

@@ -360,3 +360,21 @@ fn sigv4_speed_in_wasm() {
     let per_us = (js_sys::Date::now() - start) * 1000.0 / n as f64;
     wasm_bindgen_test::console_log!("sigv4 sign: {per_us:.1} µs/request ({n} requests)");
 }
+
+/// SHA-256 of a bearer token (the token cache's key, computed on every cache hit) inside
+/// the JS engine (a benchmark, not a test). Run explicitly:
+/// `cargo test --release --target wasm32-unknown-unknown --test wasm_node -- --include-ignored --nocapture token_hash_speed`
+#[wasm_bindgen_test]
+#[ignore]
+fn token_hash_speed_in_wasm() {
+    use rise_registry_broker::auth::token_cache::TokenCache;
+    let token = "x".repeat(592); // the benchmark's HS256 token is 592 bytes
+    let n = 20_000;
+    let mut acc = 0u8;
+    let start = js_sys::Date::now();
+    for _ in 0..n {
+        acc ^= TokenCache::digest(&token)[0];
+    }
+    let per_us = (js_sys::Date::now() - start) * 1000.0 / n as f64;
+    wasm_bindgen_test::console_log!("sha256 of a 592-byte token: {per_us:.2} µs ({n}, {acc})");
+}
