@@ -31,7 +31,10 @@ if (process.env.PROFILE_OUT) (await import("node:fs")).writeFileSync(process.env
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map();
 const dt = profile.timeDeltas;
+// The first sample's delta runs from Profiler.start, not from the previous sample: it
+// would charge the wait before the load to whichever function is sampled first.
 profile.samples.forEach((nodeId, i) => {
+  if (i === 0) return;
   const f = byId.get(nodeId).callFrame;
   const name = f.functionName || `(anonymous ${f.url.split("/").pop()}:${f.lineNumber})`;
   self.set(name, (self.get(name) ?? 0) + (dt[i] ?? 0));

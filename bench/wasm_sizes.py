@@ -8,6 +8,7 @@ function body's size is attributed to the first path segment of its (demangled) 
 Sizes are before wasm-opt, so they add up to more than the shipped module; the shares
 are what matter.
 """
+import os
 import re
 import sys
 from collections import Counter
@@ -94,6 +95,14 @@ def main(path):
     for crate, size in per_crate.most_common(int(sys.argv[2]) if len(sys.argv) > 2 else 25):
         print(f"| {crate} | {size} | {100 * size / total:.1f} % |")
     print(f"| **total** | {total} | 100 % |")
+    # LARGEST=N: the N largest function bodies (V8 compiles each lazily on its first
+    # call, so a huge one is paid for on the cold path).
+    largest = int(os.environ.get("LARGEST", "0"))
+    if largest:
+        print(f"\n| function | body bytes |\n|---|---|")
+        ranked = sorted(range(len(bodies)), key=lambda i: -bodies[i])[:largest]
+        for i in ranked:
+            print(f"| {names.get(imports + i, '?')[:110]} | {bodies[i]} |")
 
 
 def crate_of(name):
