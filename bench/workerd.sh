@@ -14,6 +14,7 @@
 #   BASELINE_BUNDLE=<dir> bash bench/workerd.sh   adds rows for another build of ours
 #                                    (a `wrangler deploy --dry-run --outdir` of it), run
 #                                    in the same rounds: before/after in one run
+#   COLD_STARTS=15                   fresh starts per worker for the cold-start table
 #   ALGS="HS256" bash bench/workerd.sh   cache-off rows for these tokens only ("" = none)
 #   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
 #                                    module built with its function names): cache hit and
@@ -162,6 +163,16 @@ for round in $(seq 1 "$ROUNDS"); do
     run js "$WORK/js" $BASE_PORT false $alg
   done
 done
+
+# Cold start: the rows above have one start each (noisy: the floor moves 34–124 ms);
+# this is the median of COLD_STARTS fresh processes per worker, alternating.
+echo
+echo "Cold start:"
+config floor "$WORK/floor" $BASE_PORT true
+config js "$WORK/js" $BASE_PORT true
+config rust "$WORK/rust" $OURS_PORT true
+python3 bench/coldstart.py "$WORKERD" "${COLD_STARTS:-15}" "${TOKENS[HS256]}" \
+  floor="$WORK/floor:$BASE_PORT" js="$WORK/js:$BASE_PORT" rust="$WORK/rust:$OURS_PORT"
 
 echo
 echo "Wasm compile + instantiate (median of fresh processes, ms):"
