@@ -160,9 +160,12 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken("token too large"));
         }
-        let digest = TokenCache::digest(token);
-        if let Some(caller) = self.tokens.get(&digest, now_ms, |iss| self.generation(iss)) {
-            return Ok(caller);
+        // No cache (`cache.enabled = false`): no hash either.
+        if self.tokens.is_enabled() {
+            let digest = TokenCache::digest(token);
+            if let Some(caller) = self.tokens.get(&digest, now_ms, |iss| self.generation(iss)) {
+                return Ok(caller);
+            }
         }
         self.verify_uncached(token, now_ms, http).await
     }
@@ -177,6 +180,9 @@ impl Verifier {
     /// a valid token for a configured issuer (any GitHub user, for GitHub's) could
     /// otherwise fill the cache and push real callers out.
     pub fn remember(&self, token: &str, caller: &VerifiedCaller, now_ms: u64) {
+        if !self.tokens.is_enabled() {
+            return;
+        }
         let valid_until_ms = (caller.expires_at() + self.leeway.num_seconds()).max(0) as u64 * 1000;
         let generation = self.generation(caller.issuer());
         self.tokens.insert(

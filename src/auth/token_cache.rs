@@ -39,6 +39,11 @@ impl TokenCache {
         }
     }
 
+    /// Capacity 0 (`cache.enabled = false`) remembers nothing.
+    pub fn is_enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
     pub fn digest(token: &str) -> [u8; 32] {
         Sha256::digest(token.as_bytes()).into()
     }
