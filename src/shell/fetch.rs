@@ -92,11 +92,12 @@ impl Sleeper for WorkerSleeper {
     }
 }
 
-/// The runtime's global `fetch` (structural call: workerd's global scope has it).
-fn global_fetch(request: &web_sys::Request) -> js_sys::Promise {
+/// The runtime's global `fetch(url, init)` (structural call: workerd's global scope has
+/// it). No `Request` object of ours: the runtime builds its own from the same arguments.
+fn global_fetch(url: &str, init: &web_sys::RequestInit) -> js_sys::Promise {
     js_sys::global()
         .unchecked_into::<web_sys::WorkerGlobalScope>()
-        .fetch_with_request(request)
+        .fetch_with_str_and_init(url, init)
 }
 
 fn js_error(e: JsValue) -> TransportError {
@@ -107,12 +108,12 @@ fn js_error(e: JsValue) -> TransportError {
     )
 }
 
-/// The request as the runtime's `Request`: the `web_sys` types directly, one JS call per
-/// member (the `worker` wrappers convert through extra objects; the profile showed it).
-fn runtime_request(
+/// The request's `RequestInit`: the `web_sys` types directly, one JS call per member (the
+/// `worker` wrappers convert through extra objects; the profile showed it).
+fn runtime_init(
     request: &OutboundRequest,
     signal: &web_sys::AbortSignal,
-) -> Result<web_sys::Request, JsValue> {
+) -> Result<web_sys::RequestInit, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (name, value) in &request.headers {
         headers.set(name, value)?;
@@ -127,7 +128,7 @@ fn runtime_request(
     if !request.body.is_empty() {
         init.set_body(&js_sys::Uint8Array::from(request.body.as_slice()));
     }
-    web_sys::Request::new_with_str_and_init(&request.url, &init)
+    Ok(init)
 }
 
 #[async_trait(?Send)]
@@ -146,8 +147,8 @@ impl HttpClient for WorkerFetch {
                 js_error(e)
             }
         };
-        let req = runtime_request(&request, &signal).map_err(js_error)?;
-        let resp: web_sys::Response = JsFuture::from(global_fetch(&req))
+        let init = runtime_init(&request, &signal).map_err(js_error)?;
+        let resp: web_sys::Response = JsFuture::from(global_fetch(&request.url, &init))
             .await
             .map_err(fail)?
             .unchecked_into();
