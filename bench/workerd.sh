@@ -15,6 +15,7 @@
 #                                    (a `wrangler deploy --dry-run --outdir` of it), run
 #                                    in the same rounds: before/after in one run
 #   COLD_STARTS=15                   fresh starts per worker for the cold-start table
+#   PAIR_ROUNDS=3                    rounds of the paired table (ROUNDS: the sequential one)
 #   ALGS="HS256" bash bench/workerd.sh   cache-off rows for these tokens only ("" = none)
 #   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
 #                                    module built with its function names): cache hit and
@@ -141,6 +142,45 @@ run() { # label dir port cache alg → one table row; sets LAST_US
   kill $pid; wait $pid 2>/dev/null || true
 }
 
+# Paired runs: two workers serve at the same time, each under its own wrk (1 thread, half
+# the connections), so both see the same machine at the same moment; the ratio of their
+# CPU per request is far steadier than that of two rows measured one after the other
+# (this machine's floor moves 61–98 µs between sequential rows).
+start_worker() { # label dir port cache token → sets STARTED (the workerd pid)
+  local label=$1 dir=$2 port=$3 cache=$4 token=$5
+  config "$label" "$dir" "$port" "$cache"
+  (cd "$dir" && exec "$WORKERD" serve config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & STARTED=$!
+  pids+=($STARTED)
+  until curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
+      "http://127.0.0.1:$port/registry/credentials?project=p0" | grep -q 200; do
+    kill -0 $STARTED 2>/dev/null || { cat "$ROOT/$WORK/$label.log"; exit 1; }; sleep 0.01
+  done
+}
+
+pair() { # cache alg labelA dirA labelB dirB → one row: CPU µs/request of each, A/B
+  local cache=$1 alg=$2 la=$3 da=$4 lb=$5 db=$6 TOKEN=${TOKENS[$2]}
+  start_worker "$la" "$da" $OURS_PORT "$cache" "$TOKEN"; local pa=$STARTED
+  start_worker "$lb" "$db" $BASE_PORT "$cache" "$TOKEN"; local pb=$STARTED
+  local lua; lua=$(mktemp --suffix=.lua)
+  printf 'local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/registry/credentials?project=p" .. (n %% 50), {["Authorization"] = "Bearer %s"})\nend\n' "$TOKEN" > "$lua"
+  local half=$(( CONNECTIONS / 2 )) a0 b0 a1 b1 outa outb
+  a0=$(cpu_ticks $pa); b0=$(cpu_ticks $pb)
+  outa=$(mktemp); outb=$(mktemp)
+  wrk -t1 -c$half -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$OURS_PORT" >"$outa" 2>&1 &
+  local wa=$!
+  wrk -t1 -c$half -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$BASE_PORT" >"$outb" 2>&1
+  wait $wa
+  a1=$(cpu_ticks $pa); b1=$(cpu_ticks $pb)
+  local na nb; na=$(awk '/requests in/ {print $1}' "$outa"); nb=$(awk '/requests in/ {print $1}' "$outb")
+  local bad; bad=$(cat "$outa" "$outb" | awk '/Non-2xx/ {s += $NF} END {print s + 0}')
+  local ua ub
+  ua=$(awk -v t=$((a1 - a0)) -v n="$na" 'BEGIN {printf "%.0f", t * 10000 / n}')
+  ub=$(awk -v t=$((b1 - b0)) -v n="$nb" 'BEGIN {printf "%.0f", t * 10000 / n}')
+  local mode="hit"; [ "$cache" = false ] && mode="cache off"
+  echo "| $mode | $alg | $la / $lb | $ua | $ub | $(awk -v a="$ua" -v b="$ub" 'BEGIN {printf "%.2f", a / b}') | $bad |"
+  kill $pa $pb; wait $pa $pb 2>/dev/null || true
+}
+
 if [ -n "${PROFILE:-}" ]; then
   # PROFILE_WORKERS="floor js" profiles the other two workers' cache hit as well, for
   # comparing where the runtime's own time goes.
@@ -161,6 +201,21 @@ for round in $(seq 1 "$ROUNDS"); do
     [ -z "${BASELINE_BUNDLE:-}" ] || run base "$WORK/base" $OURS_PORT false $alg
     run rust "$WORK/rust" $OURS_PORT false $alg
     run js "$WORK/js" $BASE_PORT false $alg
+  done
+done
+
+echo
+echo "Paired (two workers at once; CPU µs/request of each; the ratio is the first / the second):"
+echo
+echo "| mode | token | pair | first | second | ratio | non-2xx |"
+echo "|---|---|---|---|---|---|---|"
+for round in $(seq 1 "${PAIR_ROUNDS:-3}"); do
+  pair true HS256 rust "$WORK/rust" floor "$WORK/floor"
+  pair true HS256 rust "$WORK/rust" js "$WORK/js"
+  [ -z "${BASELINE_BUNDLE:-}" ] || pair true HS256 rust "$WORK/rust" base "$WORK/base"
+  for alg in ${ALGS-HS256 RS256 ES256}; do
+    pair false $alg rust "$WORK/rust" js "$WORK/js"
+    [ -z "${BASELINE_BUNDLE:-}" ] || pair false $alg rust "$WORK/rust" base "$WORK/base"
   done
 done
 
