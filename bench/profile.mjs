@@ -23,7 +23,14 @@ const call = (method, params = {}) => new Promise((r) => {
 await call("Profiler.enable");
 await call("Profiler.setSamplingInterval", { interval: 50 });
 await call("Profiler.start");
-await new Promise((r) => spawn(load[0], load.slice(1), { stdio: "ignore" }).on("exit", r));
+// The load's output: wrk's request count turns shares of the profile into µs per request.
+let loadOut = "";
+await new Promise((r) => {
+  const child = spawn(load[0], load.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
+  child.stdout.on("data", (d) => (loadOut += d));
+  child.on("exit", r);
+});
+const requests = Number(loadOut.match(/(\d+) requests in/)?.[1] ?? 0);
 const { profile } = await call("Profiler.stop");
 ws.close();
 if (process.env.PROFILE_OUT) (await import("node:fs")).writeFileSync(process.env.PROFILE_OUT, JSON.stringify(profile));
@@ -49,6 +56,8 @@ const group = (name) => {
 const groups = new Map();
 for (const [name, t] of self) groups.set(group(name), (groups.get(group(name)) ?? 0) + t);
 const pct = (t) => `${((100 * t) / total).toFixed(1)} %`;
+const busy = total - (self.get("(idle)") ?? 0);
+if (requests) console.log(`${requests} requests; JS-thread busy time ${(busy / requests).toFixed(1)} µs/request (profiler on)\n`);
 console.log("| group | self time |\n|---|---|");
 for (const [g, t] of [...groups].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`| ${g} | ${pct(t)} |`);
 console.log("\n| function | self time |\n|---|---|");

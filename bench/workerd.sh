@@ -182,9 +182,12 @@ pair() { # cache alg labelA dirA labelB dirB → one row: CPU µs/request of eac
 }
 
 if [ -n "${PROFILE:-}" ]; then
-  # PROFILE_WORKERS="floor js" profiles the other two workers' cache hit as well, for
-  # comparing where the runtime's own time goes.
-  for w in ${PROFILE_WORKERS:-}; do run "$w" "$WORK/$w" $BASE_PORT true HS256; done
+  # PROFILE_WORKERS="floor js" profiles the other two workers as well (the floor's hit,
+  # the JS worker's hit and miss), for comparing where the runtime's own time goes.
+  for w in ${PROFILE_WORKERS:-}; do
+    run "$w" "$WORK/$w" $BASE_PORT true HS256
+    [ "$w" = floor ] || run "$w" "$WORK/$w" $BASE_PORT false "${PROFILE_ALG:-HS256}"
+  done
   run rust "$WORK/rust" $OURS_PORT true HS256
   run rust "$WORK/rust" $OURS_PORT false "${PROFILE_ALG:-HS256}"
   exit 0
