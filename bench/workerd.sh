@@ -45,6 +45,9 @@ npx wrangler deploy --dry-run --outdir "$WORK/rust" >/dev/null 2>&1
 (cd bench/js-aws4fetch && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/js" >/dev/null 2>&1)
 (cd bench/js-trivial && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/floor" >/dev/null 2>&1)
 [ -z "${BASELINE_BUNDLE:-}" ] || cp -r "$BASELINE_BUNDLE" "$WORK/base"
+# The same JS bundle with BENCH_STRICT=true (see bench/js-aws4fetch): a deadline per
+# upstream call and no redirects followed, as the broker must.
+cp -r "$WORK/js" "$WORK/jsstrict"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -97,6 +100,7 @@ const w :Workerd.Worker = (
     (name = "RISE_REGISTRY__ECR_ENDPOINT", text = "http://127.0.0.1:$FAKE_PORT/ecr/"),
     (name = "RISE_CACHE__ENABLED", text = "$cache"),
     (name = "BENCH_AUDIT_LOG", text = "true"),
+    (name = "BENCH_STRICT", text = "$([ "$name" = jsstrict ] && echo true || echo false)"),
     (name = "RISE_AUTH__ISSUERS", text = "$(capnp_text "$ISSUERS")"),
     (name = "BENCH_JWKS", text = "$(capnp_text "$JWKS")"),
   ],
@@ -218,6 +222,7 @@ for round in $(seq 1 "${PAIR_ROUNDS:-3}"); do
   [ -z "${BASELINE_BUNDLE:-}" ] || pair true HS256 rust "$WORK/rust" base "$WORK/base"
   for alg in ${ALGS-HS256 RS256 ES256}; do
     pair false $alg rust "$WORK/rust" js "$WORK/js"
+    pair false $alg rust "$WORK/rust" jsstrict "$WORK/jsstrict"
     [ -z "${BASELINE_BUNDLE:-}" ] || pair false $alg rust "$WORK/rust" base "$WORK/base"
   done
 done

@@ -22,6 +22,13 @@ function tag(xml, name) {
   return m ? m[1].replace(/&amp;/g, "&").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'") : undefined;
 }
 
+// BENCH_STRICT=true: what the broker must do on every upstream call (DESIGN: timeouts are
+// retried and answered 504; no redirect is followed) — a deadline per call (the broker's
+// default `registry.timeout_ms`) and redirects not followed. Off by default, as written
+// for session 1's comparison.
+const guard = (env) =>
+  env.BENCH_STRICT === "true" ? { signal: AbortSignal.timeout(5000), redirect: "manual" } : {};
+
 async function issue(env, project, access, sub) {
   const region = env.RISE_REGISTRY__REGION, account = env.RISE_REGISTRY__ACCOUNT_ID;
   const prefix = env.RISE_REGISTRY__REPO_PREFIX || "";
@@ -38,7 +45,7 @@ async function issue(env, project, access, sub) {
   const base = new AwsClient({ accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
                                sessionToken: env.AWS_SESSION_TOKEN, service: "sts", region });
   const stsResp = await base.fetch(env.RISE_REGISTRY__STS_ENDPOINT || `https://sts.${region}.amazonaws.com/`, {
-    method: "POST",
+    method: "POST", ...guard(env),
     headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8" },
     body: new URLSearchParams({ Action: "AssumeRole", Version: "2011-06-15", RoleArn: env.RISE_REGISTRY__PUSH_ROLE_ARN,
       RoleSessionName: `rise-${identity}`.slice(0, 64), DurationSeconds: "3600", Policy: policy, SourceIdentity: identity }).toString(),
@@ -49,7 +56,7 @@ async function issue(env, project, access, sub) {
                                   sessionToken: tag(xml, "SessionToken"), service: "ecr", region });
   const sessionEnd = Date.parse(tag(xml, "Expiration"));
   const ecrResp = await session.fetch(env.RISE_REGISTRY__ECR_ENDPOINT || `https://api.ecr.${region}.amazonaws.com/`, {
-    method: "POST",
+    method: "POST", ...guard(env),
     headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken" },
     body: "{}",
   });
