@@ -16,6 +16,8 @@
 #                                    in the same rounds: before/after in one run
 #   COLD_STARTS=15                   fresh starts per worker for the cold-start table
 #   PAIR_ROUNDS=3                    rounds of the paired table (ROUNDS: the sequential one)
+#   PAIR_WITH="js base"              whom ours is paired with (default: floor js jsstrict,
+#                                    and base with BASELINE_BUNDLE)
 #   ALGS="HS256" bash bench/workerd.sh   cache-off rows for these tokens only ("" = none)
 #   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
 #                                    module built with its function names): cache hit and
@@ -216,14 +218,16 @@ echo "Paired (two workers at once; CPU µs/request of each; the ratio is the fir
 echo
 echo "| mode | token | pair | first | second | ratio | non-2xx |"
 echo "|---|---|---|---|---|---|---|"
+# PAIR_WITH: whom ours is paired with (floor: hit only; jsstrict: misses only).
+with="${PAIR_WITH:-floor js jsstrict${BASELINE_BUNDLE:+ base}}"
 for round in $(seq 1 "${PAIR_ROUNDS:-3}"); do
-  pair true HS256 rust "$WORK/rust" floor "$WORK/floor"
-  pair true HS256 rust "$WORK/rust" js "$WORK/js"
-  [ -z "${BASELINE_BUNDLE:-}" ] || pair true HS256 rust "$WORK/rust" base "$WORK/base"
+  for other in $with; do
+    [ "$other" = jsstrict ] || pair true HS256 rust "$WORK/rust" "$other" "$WORK/$other"
+  done
   for alg in ${ALGS-HS256 RS256 ES256}; do
-    pair false $alg rust "$WORK/rust" js "$WORK/js"
-    pair false $alg rust "$WORK/rust" jsstrict "$WORK/jsstrict"
-    [ -z "${BASELINE_BUNDLE:-}" ] || pair false $alg rust "$WORK/rust" base "$WORK/base"
+    for other in $with; do
+      [ "$other" = floor ] || pair false $alg rust "$WORK/rust" "$other" "$WORK/$other"
+    done
   done
 done
 
@@ -234,8 +238,12 @@ echo "Cold start:"
 config floor "$WORK/floor" $BASE_PORT true
 config js "$WORK/js" $BASE_PORT true
 config rust "$WORK/rust" $OURS_PORT true
-python3 bench/coldstart.py "$WORKERD" "${COLD_STARTS:-15}" "${TOKENS[HS256]}" \
-  floor="$WORK/floor:$BASE_PORT" js="$WORK/js:$BASE_PORT" rust="$WORK/rust:$OURS_PORT"
+cold=(floor="$WORK/floor:$BASE_PORT" js="$WORK/js:$BASE_PORT" rust="$WORK/rust:$OURS_PORT")
+if [ -n "${BASELINE_BUNDLE:-}" ]; then
+  config base "$WORK/base" $OURS_PORT true
+  cold+=(base="$WORK/base:$OURS_PORT")
+fi
+python3 bench/coldstart.py "$WORKERD" "${COLD_STARTS:-15}" "${TOKENS[HS256]}" "${cold[@]}"
 
 echo
 echo "Wasm compile + instantiate (median of fresh processes, ms):"
