@@ -84,9 +84,14 @@ impl Sleeper for WorkerSleeper {
     async fn sleep(&self, ms: u64) {
         let ms = i32::try_from(ms).unwrap_or(i32::MAX);
         let timer = js_sys::Promise::new(&mut |resolve, _reject| {
-            let _ = js_sys::global()
+            let scheduled = js_sys::global()
                 .unchecked_into::<web_sys::WorkerGlobalScope>()
                 .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+            // No timer: go on at once rather than wait forever (a shorter backoff, never
+            // a request the runtime has to cancel as hung).
+            if scheduled.is_err() {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }
         });
         let _ = JsFuture::from(timer).await;
     }

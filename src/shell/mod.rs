@@ -6,13 +6,12 @@
 
 mod fetch;
 
+use std::future::Future;
 use std::rc::Rc;
 
 use js_sys::{Object, Reflect, JSON};
-use std::future::Future;
-use wasm_bindgen::{JsCast, JsValue};
-
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_log, Env};
 
 use crate::api::respond;
