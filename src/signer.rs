@@ -60,6 +60,8 @@ impl SigningKey {
             .as_object_mut()
             .expect("a header is an object")
             .insert("alg".into(), json!(self.algorithm()));
+        // Claims through `Value` too (not `to_vec`): it reuses the `Value` serializer the
+        // header needs anyway; serializing them straight to bytes added 590 B gzip.
         let encode = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
         let claims = serde_json::to_value(claims).expect("claims serialize");
         let mut token = format!("{}.{}", encode(&header), encode(&claims));

@@ -113,12 +113,12 @@ impl fmt::Display for UpstreamError {
     }
 }
 
-/// The claim of a web identity token that AWS STS `AssumeRoleWithWebIdentity` turns into
-/// the session's `SourceIdentity` (IAM User Guide, "Monitor and control actions taken with
-/// assumed roles": `"https://aws.amazon.com/source_identity"` in the OIDC token).
 /// The one response header read from STS and ECR: AWS's request id, for the audit line.
 pub const RESPONSE_HEADERS: &[&str] = &["x-amzn-requestid"];
 
+/// The claim of a web identity token that AWS STS `AssumeRoleWithWebIdentity` turns into
+/// the session's `SourceIdentity` (IAM User Guide, "Monitor and control actions taken with
+/// assumed roles": `"https://aws.amazon.com/source_identity"` in the OIDC token).
 pub const SOURCE_IDENTITY_CLAIM: &str = "https://aws.amazon.com/source_identity";
 
 /// Seconds a throttled caller is told to wait.

@@ -109,23 +109,10 @@ impl PublicHandle {
                 let jwk = object(&[("kty", "RSA".into()), ("n", b64(n)), ("e", b64(e))]);
                 import("jwk", &jwk, &self.algorithm, "verify").await?
             }
-            PublicMaterial::P256 { point } => {
-                import(
-                    "raw",
-                    &Uint8Array::from(point.as_slice()),
-                    &self.algorithm,
-                    "verify",
-                )
-                .await?
-            }
-            PublicMaterial::Ed25519 { x } => {
-                import(
-                    "raw",
-                    &Uint8Array::from(x.as_slice()),
-                    &self.algorithm,
-                    "verify",
-                )
-                .await?
+            // The SEC1 point and the Ed25519 key are both WebCrypto's "raw" format.
+            PublicMaterial::P256 { point: raw } | PublicMaterial::Ed25519 { x: raw } => {
+                let raw = Uint8Array::from(raw.as_slice());
+                import("raw", &raw, &self.algorithm, "verify").await?
             }
         };
         // Two requests may import the same key concurrently; either result is the key.

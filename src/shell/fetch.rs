@@ -119,10 +119,12 @@ fn runtime_init(
     request: &OutboundRequest,
     signal: &web_sys::AbortSignal,
 ) -> Result<web_sys::RequestInit, JsValue> {
-    let headers = web_sys::Headers::new()?;
-    for (name, value) in &request.headers {
-        headers.set(name, value)?;
-    }
+    let headers = super::js_headers(
+        request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
     let init = web_sys::RequestInit::new();
     init.set_method(request.method);
     init.set_headers(&headers);

@@ -174,11 +174,20 @@ async fn handle(req: web_sys::Request, env: Env) -> Result<web_sys::Response, Js
     into_response(outcome.response)
 }
 
-fn into_response(api: ApiResponse) -> Result<web_sys::Response, JsValue> {
+/// A runtime `Headers` from (name, value) pairs: the incoming answer's and every
+/// outbound request's.
+fn js_headers<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<web_sys::Headers, JsValue> {
     let headers = web_sys::Headers::new()?;
-    for (name, value) in &api.headers {
+    for (name, value) in pairs {
         headers.set(name, value)?;
     }
+    Ok(headers)
+}
+
+fn into_response(api: ApiResponse) -> Result<web_sys::Response, JsValue> {
+    let headers = js_headers(api.headers.iter().map(|(k, v)| (*k, v.as_str())))?;
     let init = web_sys::ResponseInit::new();
     init.set_status(api.status);
     init.set_headers(&headers);
