@@ -113,49 +113,13 @@ CAPNP
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-run() { # label dir port cache alg → one table row; sets LAST_US
-  local label=$1 dir=$2 port=$3 cache=$4 alg=$5 TOKEN=${TOKENS[$5]}
-  config "$label" "$dir" "$port" "$cache"
-  local start; start=$(date +%s%N)
-  local inspect=(); [ -n "${PROFILE:-}" ] && inspect=(--inspector-addr=127.0.0.1:9230)
-  (cd "$dir" && exec "$WORKERD" serve "${inspect[@]}" config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & local pid=$!
-  pids+=($pid)
-  until curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
-      "http://127.0.0.1:$port/registry/credentials?project=p0" | grep -q 200; do
-    kill -0 $pid 2>/dev/null || { cat "$ROOT/$WORK/$label.log"; exit 1; }; sleep 0.01
-  done
-  local cold_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-  local lua; lua=$(mktemp --suffix=.lua)
-  printf 'local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/registry/credentials?project=p" .. (n %% 50), {["Authorization"] = "Bearer %s"})\nend\n' "$TOKEN" > "$lua"
-  local pid_workerd; pid_workerd=$(pgrep -P $pid workerd || echo $pid)
-  if [ -n "${PROFILE:-}" ]; then
-    echo; echo "### Profile: $label, cache $cache, $alg"
-    PROFILE_OUT="$ROOT/$WORK/profile-$label-$cache.cpuprofile" "$NODE24" bench/profile.mjs 9230 "$DURATION" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$port"
-    kill $pid; wait $pid 2>/dev/null || true
-    return
-  fi
-  local c0; c0=$(cpu_ticks "$pid_workerd")
-  local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$port" 2>&1)
-  local c1; c1=$(cpu_ticks "$pid_workerd")
-  local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}'); non2xx=${non2xx:-0}
-  local us_per_req; us_per_req=$(awk -v t=$((c1 - c0)) -v n="$reqs" 'BEGIN {printf "%.0f", t * 10000 / n}')
-  local ratio=""; [ "$label" = js ] && ratio=$(awk -v a="$LAST_US" -v b="$us_per_req" 'BEGIN {printf "%.2f", a / b}')
-  local mode="hit"; [ "$cache" = false ] && mode="cache off"
-  echo "| $label | $mode | $alg | $rps | $us_per_req | $ratio | $(( $(rss_kib "$pid_workerd") / 1024 )) | $cold_ms | $non2xx |"
-  LAST_US=$us_per_req
-  kill $pid; wait $pid 2>/dev/null || true
-}
-
-# Paired runs: two workers serve at the same time, each under its own wrk (1 thread, half
-# the connections), so both see the same machine at the same moment; the ratio of their
-# CPU per request is far steadier than that of two rows measured one after the other
-# (this machine's floor moves 61–98 µs between sequential rows).
-start_worker() { # label dir port cache token → sets STARTED (the workerd pid)
+# Starts one worker's workerd (with the inspector when PROFILE is set) and waits for its
+# first credential. Sets STARTED (the workerd pid).
+start_worker() { # label dir port cache token
   local label=$1 dir=$2 port=$3 cache=$4 token=$5
   config "$label" "$dir" "$port" "$cache"
-  (cd "$dir" && exec "$WORKERD" serve config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & STARTED=$!
+  local inspect=(); [ -n "${PROFILE:-}" ] && inspect=(--inspector-addr=127.0.0.1:9230)
+  (cd "$dir" && exec "$WORKERD" serve "${inspect[@]}" config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & STARTED=$!
   pids+=($STARTED)
   until curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
       "http://127.0.0.1:$port/registry/credentials?project=p0" | grep -q 200; do
@@ -163,12 +127,52 @@ start_worker() { # label dir port cache token → sets STARTED (the workerd pid)
   done
 }
 
+# A wrk script cycling over 50 projects with the token; prints its path.
+wrk_script() { # token
+  local lua; lua=$(mktemp --suffix=.lua)
+  printf 'local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/registry/credentials?project=p" .. (n %% 50), {["Authorization"] = "Bearer %s"})\nend\n' "$1" > "$lua"
+  echo "$lua"
+}
+
+us_per_request() { # cpu ticks, requests
+  awk -v t="$1" -v n="$2" 'BEGIN {printf "%.0f", t * 10000 / n}'
+}
+
+run() { # label dir port cache alg → one table row; sets LAST_US
+  local label=$1 dir=$2 port=$3 cache=$4 alg=$5 TOKEN=${TOKENS[$5]}
+  local start; start=$(date +%s%N)
+  start_worker "$label" "$dir" "$port" "$cache" "$TOKEN"; local pid=$STARTED
+  local cold_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  local lua; lua=$(wrk_script "$TOKEN")
+  if [ -n "${PROFILE:-}" ]; then
+    echo; echo "### Profile: $label, cache $cache, $alg"
+    PROFILE_OUT="$ROOT/$WORK/profile-$label-$cache.cpuprofile" "$NODE24" bench/profile.mjs 9230 "$DURATION" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$port"
+    kill $pid; wait $pid 2>/dev/null || true
+    return
+  fi
+  local c0; c0=$(cpu_ticks "$pid")
+  local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$port" 2>&1)
+  local c1; c1=$(cpu_ticks "$pid")
+  local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}'); non2xx=${non2xx:-0}
+  local us; us=$(us_per_request $((c1 - c0)) "$reqs")
+  local ratio=""; [ "$label" = js ] && ratio=$(awk -v a="$LAST_US" -v b="$us" 'BEGIN {printf "%.2f", a / b}')
+  local mode="hit"; [ "$cache" = false ] && mode="cache off"
+  echo "| $label | $mode | $alg | $rps | $us | $ratio | $(( $(rss_kib "$pid") / 1024 )) | $cold_ms | $non2xx |"
+  LAST_US=$us
+  kill $pid; wait $pid 2>/dev/null || true
+}
+
+# Paired runs: two workers serve at the same time, each under its own wrk (1 thread, half
+# the connections), so both see the same machine at the same moment; the ratio of their
+# CPU per request is far steadier than that of two rows measured one after the other
+# (this machine's floor moves 61–98 µs between sequential rows).
 pair() { # cache alg labelA dirA labelB dirB → one row: CPU µs/request of each, A/B
   local cache=$1 alg=$2 la=$3 da=$4 lb=$5 db=$6 TOKEN=${TOKENS[$2]}
   start_worker "$la" "$da" $OURS_PORT "$cache" "$TOKEN"; local pa=$STARTED
   start_worker "$lb" "$db" $BASE_PORT "$cache" "$TOKEN"; local pb=$STARTED
-  local lua; lua=$(mktemp --suffix=.lua)
-  printf 'local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/registry/credentials?project=p" .. (n %% 50), {["Authorization"] = "Bearer %s"})\nend\n' "$TOKEN" > "$lua"
+  local lua; lua=$(wrk_script "$TOKEN")
   local half=$(( CONNECTIONS / 2 )) a0 b0 a1 b1 outa outb
   a0=$(cpu_ticks $pa); b0=$(cpu_ticks $pb)
   outa=$(mktemp); outb=$(mktemp)
@@ -179,9 +183,7 @@ pair() { # cache alg labelA dirA labelB dirB → one row: CPU µs/request of eac
   a1=$(cpu_ticks $pa); b1=$(cpu_ticks $pb)
   local na nb; na=$(awk '/requests in/ {print $1}' "$outa"); nb=$(awk '/requests in/ {print $1}' "$outb")
   local bad; bad=$(cat "$outa" "$outb" | awk '/Non-2xx/ {s += $NF} END {print s + 0}')
-  local ua ub
-  ua=$(awk -v t=$((a1 - a0)) -v n="$na" 'BEGIN {printf "%.0f", t * 10000 / n}')
-  ub=$(awk -v t=$((b1 - b0)) -v n="$nb" 'BEGIN {printf "%.0f", t * 10000 / n}')
+  local ua ub; ua=$(us_per_request $((a1 - a0)) "$na"); ub=$(us_per_request $((b1 - b0)) "$nb")
   local mode="hit"; [ "$cache" = false ] && mode="cache off"
   echo "| $mode | $alg | $la / $lb | $ua | $ub | $(awk -v a="$ua" -v b="$ub" 'BEGIN {printf "%.2f", a / b}') | $bad |"
   kill $pa $pb; wait $pa $pb 2>/dev/null || true
