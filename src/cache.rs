@@ -157,7 +157,7 @@ impl CredentialCache {
             .expires_at_ms
             .saturating_sub(entry.issued_at_ms)
             .max(1);
-        let too_short = remaining < self.config.min_remaining_seconds * 1000;
+        let too_short = remaining < self.floor_ms();
         if too_short {
             entries.remove(key);
             return Lookup::Miss;
@@ -201,7 +201,17 @@ impl CredentialCache {
     pub fn servable(&self, credentials: &RegistryCredentials, now_ms: u64) -> bool {
         credentials
             .expires_at_ms
-            .is_none_or(|at| at.saturating_sub(now_ms) >= self.config.min_remaining_seconds * 1000)
+            .is_none_or(|at| at.saturating_sub(now_ms) >= self.floor_ms())
+    }
+
+    /// The least life a credential must have left to be served: `min_remaining_seconds`,
+    /// and never less than one second whatever the config says — with the setting at 0,
+    /// an expired credential would otherwise count as "0 s left ≥ 0 s" and be served.
+    fn floor_ms(&self) -> u64 {
+        self.config
+            .min_remaining_seconds
+            .saturating_mul(1000)
+            .max(1000)
     }
 
     /// Drops an expired entry if there is one, else the least recently used.
@@ -214,5 +224,53 @@ impl CredentialCache {
         if let Some(key) = victim {
             entries.remove(&key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::AuthMethod;
+    use crate::secrets::SecretString;
+
+    fn credentials(expires_at_ms: u64) -> RegistryCredentials {
+        RegistryCredentials {
+            registry_url: "r.test".into(),
+            username: "u".into(),
+            password: SecretString::new("p".to_owned()),
+            expires_at_ms: Some(expires_at_ms),
+            repository: "my-app".into(),
+            auth_method: AuthMethod::LoginCredentials,
+        }
+    }
+
+    /// `min_remaining_seconds = 0` must not make an expired credential servable: at its
+    /// expiry (0 s left) and in its last second it is refused, a second before it is not.
+    #[test]
+    fn zero_min_remaining_never_serves_an_expired_credential() {
+        let cache = CredentialCache::new(CacheConfig {
+            min_remaining_seconds: 0,
+            ..CacheConfig::default()
+        });
+        let key = CacheKey {
+            provider: 1,
+            project: "my-app".into(),
+            access: Access::Push,
+        };
+        let expires = 1_000_000;
+        cache.insert(key.clone(), &credentials(expires), 0);
+        assert!(cache.servable(&credentials(expires), expires - 1000));
+        assert!(!cache.servable(&credentials(expires), expires - 999));
+        assert!(!cache.servable(&credentials(expires), expires));
+        assert!(!cache.servable(&credentials(expires), expires + 5000));
+        assert!(matches!(
+            cache.get(&key, expires - 1000),
+            Lookup::Refresh(_)
+        ));
+        assert_eq!(cache.get(&key, expires), Lookup::Miss);
+        // The configured floor still applies above the one-second minimum.
+        let strict = CredentialCache::new(CacheConfig::default());
+        assert!(!strict.servable(&credentials(expires), expires - 299_999));
+        assert!(strict.servable(&credentials(expires), expires - 300_000));
     }
 }

@@ -150,10 +150,19 @@ fn var_path(name: &str) -> Option<Vec<String>> {
 }
 
 /// A var is a string, unless it is a JSON object or array (which replaces the key whole).
+/// A provider template that starts with a placeholder (`{project}-push`) is a string too:
+/// a value that starts like JSON, does not parse, and begins with a placeholder.
 fn var_value(name: &str, raw: &str) -> Result<Value, ConfigError> {
     let trimmed = raw.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        serde_json::from_str(raw).map_err(|_| ConfigError::key(name, "is not valid JSON"))
+        serde_json::from_str(raw).or_else(|_| {
+            const PLACEHOLDERS: [&str; 4] = ["{project}", "{access}", "{PROJECT}", "{ACCESS}"];
+            if PLACEHOLDERS.iter().any(|p| trimmed.starts_with(p)) {
+                Ok(Value::String(raw.to_owned()))
+            } else {
+                Err(ConfigError::key(name, "is not valid JSON"))
+            }
+        })
     } else {
         Ok(Value::String(raw.to_owned()))
     }
@@ -221,6 +230,20 @@ pub fn from_value(value: Value) -> Result<Config, ConfigError> {
         .validate_token_entries(config.auth.max_token_bytes)?;
     if let Some(oidc) = &config.oidc {
         oidc.validate()?;
+        // The broker's own tokens (web identity, registry login secrets, registry tokens)
+        // must never count as a caller's: trusting its own issuer would let a token it
+        // minted for a cloud or a registry come back and ask for credentials.
+        if let Some(i) = config
+            .auth
+            .issuers
+            .iter()
+            .position(|i| i.issuer.trim_end_matches('/') == oidc.issuer)
+        {
+            return Err(ConfigError::key(
+                format!("auth.issuers[{i}].issuer"),
+                "is the broker's own `[oidc] issuer`: its tokens must never act as callers",
+            ));
+        }
     }
     Ok(config)
 }

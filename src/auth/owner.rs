@@ -65,16 +65,25 @@ fn path_pins_owner(pattern: &str, prefix: &str) -> bool {
 
 /// GitHub Actions (`https://token.actions.githubusercontent.com`, also with an
 /// enterprise slug after it). `sub` is `repo:{owner}/{repo}:…`.
+///
+/// Only claims that name the repository the job runs *in*. Not `job_workflow_ref`: in a
+/// job that calls a reusable workflow it names the *called* workflow's file, while
+/// `repository`/`sub` stay the caller's — and any repository can call a public workflow
+/// with `on: workflow_call`. A rule pinning only `job_workflow_ref` would admit every
+/// caller of that workflow; it may still narrow a rule that pins one of these.
 pub const GITHUB_ACTIONS: &[OwnerClaim] = &[
     OwnerClaim::path("repository", ""),
     OwnerClaim::exact("repository_id"),
     OwnerClaim::exact("repository_owner"),
     OwnerClaim::exact("repository_owner_id"),
-    OwnerClaim::path("job_workflow_ref", ""),
     OwnerClaim::path("sub", "repo:"),
 ];
 
 /// GitLab CI on gitlab.com. `sub` is `project_path:{group}/{project}:…`.
+///
+/// Only claims of the project the pipeline runs in. Not `ci_config_ref_uri` /
+/// `ci_config_sha` (the CI file may live in — be included from — another project), nor
+/// `user_*` claims (a person, who may run pipelines in any project they can reach).
 pub const GITLAB: &[OwnerClaim] = &[
     OwnerClaim::path("project_path", ""),
     OwnerClaim::exact("project_id"),

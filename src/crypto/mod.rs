@@ -37,6 +37,21 @@ const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045
 
 /// RFC 7518 §3.3: RS256 keys of at least 2048 bits.
 const MIN_RSA_BITS: usize = 2048;
+/// And at most 4096, checked here for both backends alike: the native `rsa` crate refuses
+/// larger moduli while WebCrypto imports up to 16,384 bits, so without one rule native
+/// tests would not predict what the worker accepts. It also bounds what one verification
+/// costs (an unknown `kid` lets anyone make the broker fetch and import a key set).
+pub const MAX_RSA_BITS: usize = 4096;
+
+/// Why RSA key material was refused; the callers word it for their input (a JWKS "has",
+/// a secret "holds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RsaRefusal {
+    /// No modulus or exponent.
+    Invalid,
+    TooSmall,
+    TooLarge,
+}
 
 /// The JWS algorithms a public or private key of ours can serve. The key decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,17 +98,19 @@ impl PublicMaterial {
         }
     }
 
-    /// `Err(true)`: a modulus under 2048 bits; `Err(false)`: no modulus or exponent. The
-    /// callers word it for their input (a JWKS "has", a secret "holds").
-    fn rsa(n: &[u8], e: &[u8]) -> Result<Self, bool> {
+    /// A modulus of [`MIN_RSA_BITS`]..=[`MAX_RSA_BITS`] and an exponent.
+    fn rsa(n: &[u8], e: &[u8]) -> Result<Self, RsaRefusal> {
         let n = strip_zeros(n);
         let e = strip_zeros(e);
         if e.is_empty() || n.is_empty() {
-            return Err(false);
+            return Err(RsaRefusal::Invalid);
         }
         let bits = n.len() * 8 - n[0].leading_zeros() as usize;
         if bits < MIN_RSA_BITS {
-            return Err(true);
+            return Err(RsaRefusal::TooSmall);
+        }
+        if bits > MAX_RSA_BITS {
+            return Err(RsaRefusal::TooLarge);
         }
         Ok(PublicMaterial::Rsa {
             n: n.to_vec(),
@@ -164,12 +181,10 @@ impl PublicKey {
                 modulus,
                 public_exponent,
                 private_parts: None,
-            } => PublicMaterial::rsa(modulus, public_exponent).map_err(|weak| {
-                if weak {
-                    "has an RSA key under 2048 bits"
-                } else {
-                    "has an invalid RSA key"
-                }
+            } => PublicMaterial::rsa(modulus, public_exponent).map_err(|why| match why {
+                RsaRefusal::TooSmall => "has an RSA key under 2048 bits",
+                RsaRefusal::TooLarge => "has an RSA key over 4096 bits",
+                RsaRefusal::Invalid => "has an invalid RSA key",
             })?,
             JsonWebKey::EllipticCurve {
                 curve,
@@ -261,12 +276,10 @@ impl PrivateKey {
             RSA_ENCRYPTION => {
                 let rsa = pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|_| NEITHER)?;
                 PublicMaterial::rsa(rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes())
-                    .map_err(|weak| {
-                        if weak {
-                            "holds an RSA key under 2048 bits"
-                        } else {
-                            NEITHER
-                        }
+                    .map_err(|why| match why {
+                        RsaRefusal::TooSmall => "holds an RSA key under 2048 bits",
+                        RsaRefusal::TooLarge => "holds an RSA key over 4096 bits",
+                        RsaRefusal::Invalid => NEITHER,
                     })?
             }
             EC_PUBLIC_KEY if info.algorithm.parameters_oid().ok() == Some(PRIME256V1) => {

@@ -266,3 +266,78 @@ def test_every_other_method_is_405_whatever_the_runtime_calls_it(worker, secret)
     conn.close()
     assert resp.status == 500 and "password" not in body and "registry_url" not in body, body
     assert "CONNECT on a worker not supported" in worker.wait_for_log("CONNECT on a worker")
+
+
+def _workerd_peak_rss_kib(worker):
+    """VmHWM (peak resident set) of the workerd processes under this wrangler dev."""
+    import os
+    import subprocess
+    pids = subprocess.run(["pgrep", "-g", str(worker.proc.pid), "-f", "workerd"],
+                          capture_output=True, text=True).stdout.split()
+    peak = 0
+    for pid in pids:
+        try:
+            status = open(f"/proc/{pid}/status").read()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]))
+    assert peak > 0, "no workerd process found"
+    return peak
+
+
+def test_a_gzip_bomb_behind_jwks_url_is_refused_without_inflating_it(secret):
+    """Issue 20: a JWKS endpoint answering a 200 MiB body gzipped to ~200 KB, with
+    `Content-Length` the compressed size. The runtime decodes gzip on read, so a one-call
+    read would buffer all 200 MiB (and copy it into Wasm memory) before the size check.
+    The broker must stream it, stop at its limit, answer the documented 502, and keep
+    serving; workerd's peak memory must not grow by anything near the decoded size."""
+    import threading
+    import zlib
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    chunk = b" " * (1 << 20)
+    bomb = b"".join(compressor.compress(chunk) for _ in range(200)) + compressor.flush()
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(bomb)))
+            self.end_headers()
+            try:
+                self.wfile.write(bomb)
+            except OSError:
+                pass  # the broker walked away: what it should do
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    issuers = [{"issuer": "rise-dev", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
+               {"issuer": url, "audience": "rise", "jwks_url": url + "/jwks", "claims_grant_access": True}]
+    w = Worker({"RISE_JWT_SECRET": base64.b64encode(secret).decode(), "RISE_AUTH__ISSUERS": json.dumps(issuers)},
+               "gzip-bomb")
+    try:
+        assert w.get(CREDS + "?project=my-app", dev_token(secret))[0] == 200
+        before = _workerd_peak_rss_kib(w)
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = int(time.time())
+        token = jwt.encode({"iss": url, "aud": "rise", "sub": "ci", "exp": now + 600, "projects": ["my-app"]},
+                           key, algorithm="ES256", headers={"kid": "unknown"})
+        assert_error(w.get(CREDS + "?project=my-app", token), 502, "upstream_error")
+        assert hits, "the JWKS endpoint was asked"
+        # Still serving, and the isolate did not inflate the body.
+        assert w.get(CREDS + "?project=my-app", dev_token(secret))[0] == 200
+        grown_mib = (_workerd_peak_rss_kib(w) - before) / 1024
+        assert grown_mib < 64, f"workerd peak memory grew {grown_mib:.0f} MiB"
+    finally:
+        w.stop()
+        server.shutdown()

@@ -166,8 +166,21 @@ fn service_account_rules_must_pin_the_owner() {
         (
             GH,
             None,
-            json!({"job_workflow_ref": "my-org/wf/.github/workflows/d.yml@refs/heads/main"}),
+            json!({"repository": "my-org/my-app", "job_workflow_ref": "my-org/wf/.github/workflows/d.yml@refs/heads/main"}),
             Ok(()),
+        ),
+        // Issue 20: `job_workflow_ref` names a reusable workflow any repository may call.
+        (
+            GH,
+            None,
+            json!({"job_workflow_ref": "my-org/wf/.github/workflows/d.yml@refs/heads/main"}),
+            refused.clone(),
+        ),
+        (
+            GH,
+            None,
+            json!({"job_workflow_ref": "my-org/*", "ref": "refs/heads/main"}),
+            refused.clone(),
         ),
         // The dangerous ones: no owner, or a glob inside the owner part.
         (GH, None, json!({"ref": "refs/heads/main"}), refused.clone()),
@@ -213,6 +226,14 @@ fn service_account_rules_must_pin_the_owner() {
             Ok(()),
         ),
         (GL, None, json!({"ref": "main"}), refused.clone()),
+        // The CI file may come from another project: not the pipeline's owner.
+        (
+            GL,
+            None,
+            json!({"ci_config_ref_uri": "gitlab.com/group/ci//.gitlab-ci.yml@refs/heads/main"}),
+            refused.clone(),
+        ),
+        (GL, None, json!({"user_login": "alice"}), refused.clone()),
         (GL, None, json!({"namespace_path": "gro*"}), refused.clone()),
         // Any other issuer: the operator names its owner claims, or its rules are refused.
         (
@@ -256,6 +277,54 @@ fn a_token_from_another_owner_gets_nothing() {
     let b = broker();
     let attacker = json!({"iss": "https://ci.test", "aud": "rise-ci", "repository": "attacker/x", "ref": "refs/heads/main"});
     assert_eq!(status(&b, "my-app", attacker), 403);
+}
+
+/// Issue 20, the reusable-workflow attack: GitHub puts the *caller's* `repository` and
+/// the *called* workflow's `job_workflow_ref` in one token. A rule that pins
+/// `repository` and narrows by `job_workflow_ref` admits only that repository running
+/// that workflow; `evil/x` calling the same public workflow gets nothing.
+#[test]
+fn a_reusable_workflow_does_not_admit_its_callers() {
+    const GH: &str = "https://token.actions.githubusercontent.com";
+    const WORKFLOW: &str = "my-org/ci/.github/workflows/push.yml@refs/heads/main";
+    let issuers = json!([
+        {"issuer": "rise-dev", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
+        {"issuer": GH, "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
+    ])
+    .to_string();
+    let rules = |claims: Value| {
+        json!([{"project": "my-app", "issuer": GH, "audience": "rise", "claims": claims}])
+            .to_string()
+    };
+    let load = |rules: String| {
+        config::load_embedded(
+            Some("development"),
+            [
+                ("RISE_AUTH__ISSUERS", issuers.as_str()),
+                ("RISE_AUTH__SERVICE_ACCOUNTS", rules.as_str()),
+            ],
+        )
+    };
+    let err = load(rules(json!({"job_workflow_ref": WORKFLOW}))).unwrap_err();
+    assert!(
+        err.to_string().contains("auth.service_accounts[0].claims"),
+        "{err}"
+    );
+    let config = load(rules(
+        json!({"repository": "my-org/my-app", "job_workflow_ref": WORKFLOW}),
+    ))
+    .unwrap();
+    let b = Broker::new(config, &secrets()).unwrap();
+    let caller = |repository: &str, workflow: &str| {
+        let owner = repository.split('/').next().unwrap();
+        json!({"iss": GH, "repository": repository, "repository_owner": owner,
+               "sub": format!("repo:{repository}:ref:refs/heads/main"),
+               "job_workflow_ref": workflow})
+    };
+    assert_eq!(status(&b, "my-app", caller("my-org/my-app", WORKFLOW)), 200);
+    assert_eq!(status(&b, "my-app", caller("evil/x", WORKFLOW)), 403);
+    let other = "my-org/ci/.github/workflows/other.yml@refs/heads/main";
+    assert_eq!(status(&b, "my-app", caller("my-org/my-app", other)), 403);
 }
 
 /// Issue 11: issuers' own claims grant access only for first-party HS256 issuers by

@@ -245,7 +245,7 @@ fn errors_name_the_key_and_never_the_value() {
     let (key, _) = bad(&[("RISE_AUTH__LEEWAY_SECONDS", "sixty-SECRETVALUE")]);
     assert_eq!(key, "auth.leeway_seconds");
 
-    let (key, _) = bad(&[("RISE_REGISTRY__TYPE", "quay")]);
+    let (key, _) = bad(&[("RISE_REGISTRY__TYPE", "harbour")]);
     assert_eq!(key, "registry.type");
 
     let (key, _) = bad(&[("RISE_AUTH__ISSUERS", "[{not json")]);

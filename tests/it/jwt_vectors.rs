@@ -161,6 +161,11 @@ fn key_material_never_prints() {
 }
 
 #[test]
+fn rsa_key_size_bounds_natively() {
+    futures::executor::block_on(vectors::rsa_key_size_bounds());
+}
+
+#[test]
 fn jwks_documents_that_must_not_load() {
     let rsa_pub = vectors::fixture("rfc_vectors.json")[1]["jwk"].clone();
     let mut private = rsa_pub.clone();

@@ -43,6 +43,30 @@ pub fn b64url_decode(s: &str) -> Vec<u8> {
         .unwrap()
 }
 
+/// Issue 20: one RSA size rule for both backends. A 4096-bit public key loads and
+/// imports; an 8192-bit one (WebCrypto alone would import it) is refused by the shared
+/// key reading with its own message, before either backend sees it.
+pub async fn rsa_key_size_bounds() {
+    use base64::Engine as _;
+    let jwk = |bytes: usize| {
+        // Any odd modulus with its top bit set: public-key import checks the shape only.
+        let mut n = vec![0x37u8; bytes];
+        n[0] = 0xc5;
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
+        json!({"keys": [{"kty": "RSA", "e": "AQAB", "n": n}]})
+    };
+    let set = KeySet::from_jwks(&jwk(512)).expect("a 4096-bit key loads");
+    set.prepare().await.expect("a 4096-bit key imports");
+    assert_eq!(
+        KeySet::from_jwks(&jwk(513)).err(),
+        Some("has an RSA key over 4096 bits")
+    );
+    assert_eq!(
+        KeySet::from_jwks(&jwk(1024)).err(),
+        Some("has an RSA key over 4096 bits")
+    );
+}
+
 /// The RFC key as a one-key set, the way the broker would load it.
 pub fn rfc_key_set(jwk: &Value) -> Result<KeySet, &'static str> {
     if jwk["kty"] == "oct" {

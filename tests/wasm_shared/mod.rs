@@ -205,6 +205,11 @@ async fn wycheproof_rs256_on_webcrypto() {
 }
 
 #[wasm_bindgen_test]
+async fn rsa_key_size_bounds_on_webcrypto() {
+    vectors::rsa_key_size_bounds().await;
+}
+
+#[wasm_bindgen_test]
 async fn wycheproof_hmac_sha256_in_wasm() {
     vectors::wycheproof_hmac_sha256().await;
 }
