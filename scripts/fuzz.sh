@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cargo-fuzz over the parsers hostile input reaches: the token path, JWKS documents, STS
-# XML, ECR JSON, the vars overlay and the query string. Seed corpora live in
+# XML, ECR JSON, the vars overlay, the query string, and the Google and Azure token answers. Seed corpora live in
 # fuzz/corpus/<target> (committed); new inputs found by a run stay there too.
 #   FUZZ_SECONDS=60 scripts/fuzz.sh            # every target, 60 s each
 #   FUZZ_SECONDS=10 scripts/fuzz.sh query      # one target
@@ -17,7 +17,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(token jwks sts_xml ecr_json vars_overlay query)
+[ ${#targets[@]} -gt 0 ] || targets=(token jwks sts_xml ecr_json vars_overlay query gar_json acr_json)
 cargo "+$RISE_NIGHTLY" fuzz build >/dev/null
 for target in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$target" target

@@ -144,3 +144,19 @@ pub fn validate_url(key: &str, url: &str) -> Result<(), ConfigError> {
         ))
     }
 }
+
+/// An endpoint override: a base URL (`https://host[:port]`, `http://` only on loopback),
+/// no path, query or credentials — the provider appends the documented path. Returned
+/// without a trailing `/`.
+pub fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
+    validate_url(key, url)?;
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed.split_once("://").map_or("", |(_, rest)| rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(ConfigError::key(
+            key,
+            "must be a base URL: scheme://host[:port] without a path",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}

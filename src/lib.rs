@@ -37,6 +37,7 @@ pub mod config;
 pub mod config_support;
 pub mod crypto;
 pub mod error;
+pub mod federation;
 pub mod http;
 pub mod oidc;
 pub mod project;
@@ -45,6 +46,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod signer;
 pub mod singleflight;
+pub mod upstream;
 
 #[cfg(all(target_arch = "wasm32", feature = "shell"))]
 mod shell;

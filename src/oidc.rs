@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::config_support::{in_range, is_loopback_http, lenient};
 use crate::error::ConfigError;
 use crate::secrets::{SecretString, Secrets};
-use crate::signer::Signer;
+use crate::signer::{KeyFamily, Signer};
 
 /// Path of the discovery document (the issuer has no path of its own).
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
@@ -95,6 +95,8 @@ pub struct Mint<'a, H> {
     pub extra: Map<String, Value>,
     /// Header members beside `alg`, `kid`, `typ` (e.g. `x5c`).
     pub header: Header<H>,
+    /// Which key signs: the first one, or the first of a family the relying party needs.
+    pub family: KeyFamily,
 }
 
 impl TokenIssuer {
@@ -154,7 +156,13 @@ impl TokenIssuer {
         let mut claims = Claims::new(custom);
         claims.issued_at = chrono::DateTime::from_timestamp(now, 0);
         claims.expiration = chrono::DateTime::from_timestamp(now + mint.lifetime_seconds as i64, 0);
-        SecretString::new(self.signer.sign(mint.header, &claims).await)
+        // Providers check at config load that a key of their family exists; were it
+        // missing, the current key signs and the relying party refuses: fail closed.
+        let key = self
+            .signer
+            .first(mint.family)
+            .unwrap_or_else(|| self.signer.current());
+        SecretString::new(key.sign(mint.header, &claims).await)
     }
 }
 

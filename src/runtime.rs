@@ -99,6 +99,37 @@ impl OutboundRequest {
     }
 }
 
+impl OutboundRequest {
+    /// The same request as the `http` crate's type, for any Rust HTTP client (the
+    /// native tests, a CLI reusing the builders). The limits are not part of it: the
+    /// caller's client applies its own.
+    pub fn to_http(&self) -> Result<http::Request<Vec<u8>>, http::Error> {
+        let mut builder = http::Request::builder()
+            .method(self.method)
+            .uri(self.url.as_str());
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder.body(self.body.clone())
+    }
+}
+
+impl OutboundResponse {
+    /// From the `http` crate's type (headers that are not UTF-8 are left out).
+    pub fn from_http(response: http::Response<Vec<u8>>) -> Self {
+        let (parts, body) = response.into_parts();
+        OutboundResponse {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            body,
+        }
+    }
+}
+
 /// What came back from an outbound call.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutboundResponse {

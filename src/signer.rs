@@ -49,7 +49,7 @@ impl SigningKey {
 
     /// Signs `claims` with `header` (its `alg`, `kid` and `typ` are set here): the JWS
     /// compact serialization (RFC 7515 §3.1) around the backend's signature.
-    async fn sign<H: Serialize, C: Serialize>(
+    pub(crate) async fn sign<H: Serialize, C: Serialize>(
         &self,
         header: Header<H>,
         claims: &Claims<C>,
@@ -70,6 +70,15 @@ impl SigningKey {
         token.push_str(&URL_SAFE_NO_PAD.encode(signature));
         token
     }
+}
+
+/// Which of the configured keys a relying party can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    /// Whatever the first key is (ES256 or RS256): AWS, Google, registries.
+    Any,
+    /// RS256 only (Entra, Quay): the first RSA key in the list.
+    Rsa,
 }
 
 /// The ordered key list: the first signs, all are published.
@@ -122,6 +131,15 @@ impl Signer {
     /// The key that signs.
     pub fn current(&self) -> &SigningKey {
         &self.keys[0]
+    }
+
+    /// The first key of `family`: the one that signs for relying parties that accept
+    /// only that family. `None` when no configured key is of it.
+    pub fn first(&self, family: KeyFamily) -> Option<&SigningKey> {
+        match family {
+            KeyFamily::Any => self.keys.first(),
+            KeyFamily::Rsa => self.keys.iter().find(|k| k.algorithm() == "RS256"),
+        }
     }
 
     pub fn keys(&self) -> &[SigningKey] {

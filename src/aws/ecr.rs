@@ -3,9 +3,9 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::log_safe;
 use crate::runtime::{OutboundRequest, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::secrets::SecretString;
+use crate::upstream::log_safe;
 
 pub const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 

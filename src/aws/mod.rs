@@ -1,17 +1,17 @@
 //! AWS without the SDK: SigV4 signing (`aws-sigv4`), STS AssumeRole and ECR
 //! GetAuthorizationToken as plain request builders and response parsers, a session
-//! policy builder, and the retry policy. IO happens only through [`crate::runtime::HttpClient`].
+//! policy builder, and AWS's error codes (the retry policy itself is `crate::upstream`'s).
+//! IO happens only through [`crate::runtime::HttpClient`].
 
 pub mod ecr;
 pub mod policy;
-pub mod retry;
 pub mod sigv4;
 pub mod sts;
 
 use std::fmt;
 
-use crate::error::{ErrorCode, PublicError, PublicFailure};
 use crate::secrets::SecretString;
+use crate::upstream::Verdict;
 
 /// AWS credentials: long-lived base keys or a role session. Never printable.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,82 +34,64 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
-/// Which AWS call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+/// The AWS calls, for errors and the log.
+pub mod step {
+    use crate::upstream::Step;
+
     /// AssumeRole on `role_arn` with the base credentials (role chaining, first hop).
-    StsChain,
+    pub const STS_CHAIN: Step = Step::new("AWS", "sts:AssumeRole (role_arn)");
     /// AssumeRole on `push_role_arn` with the session policy.
-    StsAssumeRole,
+    pub const STS_ASSUME_ROLE: Step = Step::new("AWS", "sts:AssumeRole (push_role_arn)");
     /// AssumeRoleWithWebIdentity on `push_role_arn` with a broker-minted token.
-    StsAssumeRoleWithWebIdentity,
+    pub const STS_ASSUME_ROLE_WITH_WEB_IDENTITY: Step =
+        Step::new("AWS", "sts:AssumeRoleWithWebIdentity (push_role_arn)");
     /// ECR GetAuthorizationToken with the scoped session.
-    EcrGetAuthorizationToken,
+    pub const ECR_GET_AUTHORIZATION_TOKEN: Step = Step::new("AWS", "ecr:GetAuthorizationToken");
 }
 
-impl Step {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::StsChain => "sts:AssumeRole (role_arn)",
-            Step::StsAssumeRole => "sts:AssumeRole (push_role_arn)",
-            Step::StsAssumeRoleWithWebIdentity => "sts:AssumeRoleWithWebIdentity (push_role_arn)",
-            Step::EcrGetAuthorizationToken => "ecr:GetAuthorizationToken",
-        }
-    }
-}
+/// Codes AWS uses for throttling (HTTP 400 on the Query and JSON protocols).
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "RequestThrottledException",
+];
 
-/// How an AWS call failed, after retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamKind {
-    /// AWS refused the caller (signature, key, permissions, policy).
-    Denied,
-    /// Still throttled after the last attempt.
-    Throttled,
-    /// No answer in time on the last attempt.
-    Timeout,
-    /// Any other failure: 5xx after retries, network, unparseable or unusable answers.
-    Error,
-}
+/// Codes that mean "you may not": reported as `upstream_denied`, never retried.
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSignatureException",
+    "MissingAuthenticationToken",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RegionDisabledException",
+    // AssumeRoleWithWebIdentity: the token or its issuer was not accepted.
+    "InvalidIdentityToken",
+    "IDPRejectedClaim",
+];
 
-/// A failed AWS call. Holds only AWS's error *code* and request id — never its message,
-/// which could echo request material.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamError {
-    pub step: Step,
-    pub kind: UpstreamKind,
-    pub aws_code: Option<String>,
-    pub request_id: Option<String>,
-    pub attempts: u32,
-}
+/// `IDPCommunicationError`: STS could not reach the token's issuer; the STS API reference
+/// calls it often transient and says to retry a limited number of times.
+const TRANSIENT_CODES: &[&str] = &["IDPCommunicationError"];
 
-impl UpstreamError {
-    pub fn new(step: Step, kind: UpstreamKind) -> Self {
-        UpstreamError {
-            step,
-            kind,
-            aws_code: None,
-            request_id: None,
-            attempts: 1,
-        }
-    }
-}
-
-impl fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed ({:?}) after {} attempt(s)",
-            self.step.as_str(),
-            self.kind,
-            self.attempts
-        )?;
-        if let Some(code) = &self.aws_code {
-            write!(f, ", aws_code={code}")?;
-        }
-        if let Some(id) = &self.request_id {
-            write!(f, ", request_id={id}")?;
-        }
-        Ok(())
+/// What an AWS error code means for the retry policy.
+pub fn verdict(code: &str) -> Verdict {
+    if THROTTLING_CODES.contains(&code) {
+        Verdict::Throttled
+    } else if DENIED_CODES.contains(&code) {
+        Verdict::Denied
+    } else if TRANSIENT_CODES.contains(&code) {
+        Verdict::Transient
+    } else {
+        Verdict::Other
     }
 }
 
@@ -120,40 +102,6 @@ pub const RESPONSE_HEADERS: &[&str] = &["x-amzn-requestid"];
 /// the session's `SourceIdentity` (IAM User Guide, "Monitor and control actions taken with
 /// assumed roles": `"https://aws.amazon.com/source_identity"` in the OIDC token).
 pub const SOURCE_IDENTITY_CLAIM: &str = "https://aws.amazon.com/source_identity";
-
-/// Seconds a throttled caller is told to wait.
-pub const RETRY_AFTER_SECONDS: u32 = 5;
-
-impl PublicError for UpstreamError {
-    fn public(&self) -> PublicFailure {
-        let step = self.step.as_str();
-        match self.kind {
-            UpstreamKind::Denied => {
-                PublicFailure::new(ErrorCode::UpstreamDenied, format!("AWS denied {step}"))
-            }
-            UpstreamKind::Error => {
-                PublicFailure::new(ErrorCode::UpstreamError, format!("AWS call {step} failed"))
-            }
-            UpstreamKind::Throttled => PublicFailure::new(
-                ErrorCode::UpstreamThrottled,
-                format!("AWS throttled {step}; retry later"),
-            )
-            .with_header("retry-after", RETRY_AFTER_SECONDS.to_string()),
-            UpstreamKind::Timeout => PublicFailure::new(
-                ErrorCode::UpstreamTimeout,
-                format!("AWS did not answer {step} in time"),
-            ),
-        }
-    }
-}
-
-/// Keeps AWS error codes and request ids log-safe: `[A-Za-z0-9._:-]`, at most 128 chars.
-pub(crate) fn log_safe(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "._:-".contains(*c))
-        .take(128)
-        .collect()
-}
 
 /// `{host_prefix}.{region}.amazonaws.com` (`.com.cn` in the China regions).
 pub fn regional_host(host_prefix: &str, region: &str) -> String {

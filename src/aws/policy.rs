@@ -30,6 +30,11 @@ pub const PULL_ACTIONS: &[&str] = &[
     "ecr:GetDownloadUrlForLayer",
 ];
 
+/// What a first push needs when the registry creates repositories on push: ECR's
+/// documentation for repository creation templates names `ecr:CreateRepository`, and
+/// `ecr:TagResource` when the template applies tags (PROVIDERS.md §B2).
+pub const CREATE_ON_PUSH_ACTIONS: &[&str] = &["ecr:CreateRepository", "ecr:TagResource"];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SessionPolicy {
@@ -85,6 +90,24 @@ impl SessionPolicy {
                 },
             ],
         }
+    }
+
+    /// For registries with a repository creation template applied for `CREATE_ON_PUSH`
+    /// (`[registry] create_on_push`): a push may also create — and tag, as the template
+    /// does — the project's repository, on the same exact ARN and nothing wider, so a
+    /// first push creates `{repo_prefix}{project}` and no other repository. Pull is
+    /// unchanged: reading never creates.
+    pub fn with_create_on_push(mut self, access: Access) -> Self {
+        if access == Access::Push {
+            let resource = self.statement[1].resource.clone();
+            self.statement.push(Statement {
+                sid: "CreateOnPush",
+                effect: "Allow",
+                action: CREATE_ON_PUSH_ACTIONS.to_vec(),
+                resource,
+            });
+        }
+        self
     }
 
     /// Compact JSON, refused when longer than [`MAX_POLICY_CHARS`].

@@ -3,9 +3,10 @@
 use chrono::DateTime;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{log_safe, AwsCredentials};
+use super::AwsCredentials;
 use crate::runtime::{OutboundRequest, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::secrets::SecretString;
+use crate::upstream::log_safe;
 
 pub const STS_API_VERSION: &str = "2011-06-15";
 

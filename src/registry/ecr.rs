@@ -13,17 +13,23 @@ use super::{
 use crate::auth::sanitize_identity;
 use crate::aws::ecr::{self as aws_ecr, EcrAuthorization};
 use crate::aws::policy::SessionPolicy;
-use crate::aws::retry::{self, Call, ErrorParser, RetryPolicy, MAX_BACKOFF_MS};
-use crate::aws::sts::{self, AssumeRoleRequest, AssumeRoleWithWebIdentityRequest, AssumedRole};
-use crate::aws::{
-    log_safe, sigv4, AwsCredentials, Step, UpstreamError, UpstreamKind, SOURCE_IDENTITY_CLAIM,
+use crate::aws::step::{
+    ECR_GET_AUTHORIZATION_TOKEN, STS_ASSUME_ROLE, STS_ASSUME_ROLE_WITH_WEB_IDENTITY, STS_CHAIN,
 };
+use crate::aws::sts::{self, AssumeRoleRequest, AssumeRoleWithWebIdentityRequest, AssumedRole};
+use crate::aws::{sigv4, AwsCredentials, SOURCE_IDENTITY_CLAIM};
 use crate::config_support::{in_range, lenient, validate_url};
 use crate::error::ConfigError;
-use crate::oidc::{Mint, TokenIssuer, CALLER_CLAIM};
+use crate::federation;
+use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName, MAX_PROJECT_LEN};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
+use crate::signer::KeyFamily;
+use crate::upstream::retry::{self, Call, ErrorParser, RetryPolicy, MAX_BACKOFF_MS};
+use crate::upstream::{
+    log_safe, record, reported_expiry, ErrorAnswer, Step, UpstreamError, UpstreamKind,
+};
 
 /// Bounds AWS puts on `DurationSeconds` for AssumeRole.
 pub const MIN_SESSION_SECONDS: u64 = 900;
@@ -95,6 +101,10 @@ pub struct EcrConfig {
     /// Attempts per AWS call, including the first (each one is a subrequest).
     #[serde(default = "default_max_attempts", deserialize_with = "lenient::u64")]
     pub max_attempts: u64,
+    /// Push sessions may also create (and tag) the project's repository, exact ARN only:
+    /// for registries with a `CREATE_ON_PUSH` repository creation template.
+    #[serde(default, deserialize_with = "lenient::bool")]
+    pub create_on_push: bool,
 }
 
 impl ProviderConfig for EcrConfig {
@@ -254,9 +264,6 @@ fn valid_role_arn(arn: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
 }
 
-/// Credentials are reported as expiring this long before they really do, so a client
-/// never starts a push with a token about to lapse.
-pub const EXPIRY_MARGIN_MS: u64 = 60_000;
 /// A cached `role_arn` session is replaced when less than this is left.
 const CHAIN_REFRESH_MS: u64 = 5 * 60_000;
 /// Answers to the push-role AssumeRole that mean the cached `role_arn` session is no
@@ -380,7 +387,7 @@ impl EcrProvider {
         )
         .map_err(ProviderError::Misconfigured)?;
         let build = |_now_ms| Ok(self.web_identity_outbound(&assume));
-        self.sts_call(Step::StsAssumeRoleWithWebIdentity, ctx, trace, build)
+        self.sts_call(STS_ASSUME_ROLE_WITH_WEB_IDENTITY, ctx, trace, build)
             .await
     }
 
@@ -408,7 +415,7 @@ impl EcrProvider {
         ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<EcrAuthorization, ProviderError> {
-        let step = Step::EcrGetAuthorizationToken;
+        let step = ECR_GET_AUTHORIZATION_TOKEN;
         let call = self.call(step, ctx, ecr_error);
         let build = |now_ms| {
             self.authorization_token_outbound(with, now_ms)
@@ -448,13 +455,13 @@ impl EcrProvider {
         )
         .map_err(ProviderError::Misconfigured)?;
         let result = self
-            .assume_role(Step::StsAssumeRole, &assume, &source, ctx, trace)
+            .assume_role(STS_ASSUME_ROLE, &assume, &source, ctx, trace)
             .await;
         if let Err(ProviderError::Upstream(error)) = &result {
             // The cached `role_arn` session may have been revoked (role session policy,
             // deleted key, "revoke sessions"): never reuse it after AWS refused it.
             if error
-                .aws_code
+                .code
                 .as_deref()
                 .is_some_and(|code| REVOKED_SESSION_CODES.contains(&code))
             {
@@ -480,55 +487,42 @@ impl EcrProvider {
             return Ok(creds);
         }
         let assumed = self
-            .assume_role(
-                Step::StsChain,
-                &chain_role_request(role_arn),
-                base,
-                ctx,
-                trace,
-            )
+            .assume_role(STS_CHAIN, &chain_role_request(role_arn), base, ctx, trace)
             .await?;
         *self.chained.borrow_mut() = Some(assumed.credentials.clone());
         Ok(assumed.credentials)
     }
 }
 
-/// Counts a retried call's attempts in `trace`, whatever its outcome.
-fn record<T>(
-    trace: &mut UpstreamTrace,
-    result: Result<(T, u32), UpstreamError>,
-) -> Result<(T, u32), ProviderError> {
-    match result {
-        Ok((value, attempts)) => {
-            trace.subrequests += attempts;
-            Ok((value, attempts))
-        }
-        Err(error) => {
-            trace.subrequests += error.attempts;
-            Err(ProviderError::Upstream(error))
-        }
-    }
-}
-
 fn unusable(step: Step, attempts: u32) -> ProviderError {
-    let mut error = UpstreamError::new(step, UpstreamKind::Error);
-    error.aws_code = Some("UnreadableResponse".into());
-    error.attempts = attempts;
-    ProviderError::Upstream(error)
+    ProviderError::Upstream(UpstreamError::unusable(
+        step,
+        attempts,
+        "UnreadableResponse",
+    ))
 }
 
-fn sts_error(response: &OutboundResponse) -> (Option<String>, Option<String>) {
+fn sts_error(response: &OutboundResponse) -> ErrorAnswer {
     match sts::parse_error_response(&String::from_utf8_lossy(&response.body)) {
-        Some(e) => (Some(e.code), e.request_id),
-        None => (None, response.header("x-amzn-requestid").map(log_safe)),
+        Some(e) => ErrorAnswer {
+            verdict: Some(crate::aws::verdict(&e.code)),
+            code: Some(e.code),
+            request_id: e.request_id,
+        },
+        None => ErrorAnswer {
+            request_id: response.header("x-amzn-requestid").map(log_safe),
+            ..ErrorAnswer::default()
+        },
     }
 }
 
-fn ecr_error(response: &OutboundResponse) -> (Option<String>, Option<String>) {
-    (
-        aws_ecr::parse_error_code(&response.body),
-        response.header("x-amzn-requestid").map(log_safe),
-    )
+fn ecr_error(response: &OutboundResponse) -> ErrorAnswer {
+    let code = aws_ecr::parse_error_code(&response.body);
+    ErrorAnswer {
+        verdict: code.as_deref().map(crate::aws::verdict),
+        code,
+        request_id: response.header("x-amzn-requestid").map(log_safe),
+    }
 }
 
 /// Base credentials from worker secrets; a missing one is named (never its value).
@@ -583,37 +577,30 @@ pub fn web_identity_request(
     })
 }
 
-/// The web identity token for one issuance: `aud` = `web_identity_audience`,
-/// `sub` = `project:{project}:{access}` (what an IAM trust policy matches with
-/// `StringLike` on `{issuer host}:sub`), the caller in [`CALLER_CLAIM`], and — with
-/// `source_identity` — the caller as AWS's source identity claim.
+/// The web identity token for one issuance, on the one federation path
+/// (`crate::federation`): `aud` = `web_identity_audience`, `sub` =
+/// `project:{project}:{access}` (what an IAM trust policy matches with `StringLike` on
+/// `{issuer host}:sub`), the caller in the caller claim, and — with `source_identity` —
+/// the caller as AWS's source identity claim. AWS verifies RS256 and ES256 alike.
 pub async fn web_identity_token(
     oidc: &TokenIssuer,
     config: &EcrConfig,
     request: &CredentialRequest<'_>,
     now_ms: u64,
 ) -> SecretString {
-    let identity = request.caller.audit_identity();
     let mut extra = serde_json::Map::new();
-    extra.insert(
-        CALLER_CLAIM.into(),
-        serde_json::json!({"sub": identity, "iss": request.caller.issuer()}),
-    );
     if config.source_identity {
-        extra.insert(SOURCE_IDENTITY_CLAIM.into(), identity.into());
+        extra.insert(
+            SOURCE_IDENTITY_CLAIM.into(),
+            request.caller.audit_identity().into(),
+        );
     }
-    let subject = format!("project:{}:{}", request.project, request.access.as_str());
-    oidc.mint(
-        Mint {
-            audience: &config.web_identity_audience,
-            subject: &subject,
-            lifetime_seconds: oidc.token_seconds(),
-            extra,
-            header: jwt_compact::Header::empty(),
-        },
-        now_ms,
-    )
-    .await
+    let profile = federation::Profile {
+        audience: &config.web_identity_audience,
+        family: KeyFamily::Any,
+        lifetime_seconds: oidc.token_seconds(),
+    };
+    federation::subject_token(oidc, profile, request, extra, now_ms).await
 }
 
 /// The exact-ARN session policy (DESIGN.md "ECR provider"), size-checked.
@@ -622,15 +609,19 @@ fn session_policy(
     project: &ProjectName,
     access: Access,
 ) -> Result<String, ConfigError> {
-    SessionPolicy::for_repository(
+    let policy = SessionPolicy::for_repository(
         &config.region,
         &config.account_id,
         &config.repo_prefix,
         project,
         access,
-    )
-    .to_json()
-    .map_err(|_| {
+    );
+    let policy = if config.create_on_push {
+        policy.with_create_on_push(access)
+    } else {
+        policy
+    };
+    policy.to_json().map_err(|_| {
         ConfigError::key(
             "registry.repo_prefix",
             "makes the session policy exceed 2048 characters",
@@ -702,16 +693,11 @@ impl RegistryProvider for EcrProvider {
             .credentials
             .expires_at_ms
             .unwrap_or(auth.expires_at_ms);
-        let expires_at = auth
-            .expires_at_ms
-            .min(session_end)
-            .saturating_sub(EXPIRY_MARGIN_MS);
-        // Now is after the upstream calls, which may have taken minutes.
-        if expires_at < ctx.clock.now_ms() + 1000 {
-            let mut error = UpstreamError::new(Step::EcrGetAuthorizationToken, UpstreamKind::Error);
-            error.aws_code = Some("TokenAlreadyExpired".into());
-            return Err(ProviderError::Upstream(error));
-        }
+        let expires_at = reported_expiry(
+            auth.expires_at_ms.min(session_end),
+            ctx.clock.now_ms(),
+            ECR_GET_AUTHORIZATION_TOKEN,
+        )?;
         Ok(RegistryCredentials {
             registry_url: c.registry_host(),
             username: auth.username,
@@ -776,6 +762,7 @@ mod tests {
             max_attempts: 3,
             credentials: CredentialSource::AccessKey,
             web_identity_audience: default_web_identity_audience(),
+            create_on_push: false,
         };
         assert_eq!(
             config("us-east-1").registry_host(),

@@ -9,9 +9,13 @@
 //! [`RegistryProvider`]. Registering it here is one line in each of: the `mod` list,
 //! the [`RegistryConfig`] enum, [`RegistryConfig::section`] and [`KINDS`].
 
+pub mod acr;
 pub mod docker;
 pub mod ecr;
+pub mod gar;
+pub mod quay;
 pub mod registry_token;
+pub mod static_token;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -19,17 +23,21 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::auth::VerifiedCaller;
-use crate::aws::UpstreamError;
 use crate::config_support::deserialize_at;
 use crate::error::{ConfigError, PublicError, PublicFailure};
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
 use crate::runtime::Context;
 use crate::secrets::{SecretString, Secrets};
+use crate::upstream::UpstreamError;
 
+pub use acr::AcrConfig;
 pub use docker::DockerConfig;
 pub use ecr::EcrConfig;
+pub use gar::GarConfig;
+pub use quay::QuayConfig;
 pub use registry_token::RegistryTokenConfig;
+pub use static_token::StaticConfig;
 
 /// The `[registry]` section. `type` selects the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +45,10 @@ pub enum RegistryConfig {
     Docker(DockerConfig),
     Ecr(EcrConfig),
     RegistryToken(RegistryTokenConfig),
+    Gar(GarConfig),
+    Acr(AcrConfig),
+    Static(StaticConfig),
+    Quay(QuayConfig),
 }
 
 /// Every provider's `type` and parser, in the order error messages list them.
@@ -44,6 +56,10 @@ const KINDS: &[Kind] = &[
     Kind::of::<DockerConfig>(),
     Kind::of::<EcrConfig>(),
     Kind::of::<RegistryTokenConfig>(),
+    Kind::of::<GarConfig>(),
+    Kind::of::<AcrConfig>(),
+    Kind::of::<StaticConfig>(),
+    Kind::of::<QuayConfig>(),
 ];
 
 impl RegistryConfig {
@@ -53,6 +69,10 @@ impl RegistryConfig {
             RegistryConfig::Docker(c) => c,
             RegistryConfig::Ecr(c) => c,
             RegistryConfig::RegistryToken(c) => c,
+            RegistryConfig::Gar(c) => c,
+            RegistryConfig::Acr(c) => c,
+            RegistryConfig::Static(c) => c,
+            RegistryConfig::Quay(c) => c,
         }
     }
 
@@ -193,6 +213,35 @@ pub fn namespaced(namespace: &str, project: &ProjectName) -> String {
     }
 }
 
+/// Fills a config template: `{project}` → the validated project name, `{access}` →
+/// `push` or `pull`.
+pub fn fill(template: &str, project: &ProjectName, access: Access) -> String {
+    template
+        .replace("{project}", project.as_str())
+        .replace("{access}", access.as_str())
+}
+
+/// Checks a template at config load: only `{project}` and `{access}` are placeholders,
+/// and `{project}` must be there when `needs_project` (a template that names one thing
+/// for every project would give every project the same credential).
+pub fn validate_template(
+    key: &str,
+    template: &str,
+    needs_project: bool,
+) -> Result<(), ConfigError> {
+    let rest = template.replace("{project}", "").replace("{access}", "");
+    if rest.contains(['{', '}']) {
+        return Err(ConfigError::key(
+            key,
+            "may use only the placeholders `{project}` and `{access}`",
+        ));
+    }
+    if needs_project && !template.contains("{project}") {
+        return Err(ConfigError::key(key, "must contain `{project}`"));
+    }
+    Ok(())
+}
+
 /// What a provider is asked for: an authorized caller, a valid project and an access level.
 pub struct CredentialRequest<'a> {
     pub caller: &'a VerifiedCaller,
@@ -266,6 +315,15 @@ pub struct UpstreamTrace {
 pub enum ProviderError {
     Misconfigured(ConfigError),
     Upstream(UpstreamError),
+    /// The config has nothing for this (authorized) project, e.g. no Azure identity in
+    /// `client_ids`: a 403 before any upstream call. The text is safe to show.
+    NotConfigured(&'static str),
+}
+
+impl From<UpstreamError> for ProviderError {
+    fn from(error: UpstreamError) -> Self {
+        ProviderError::Upstream(error)
+    }
 }
 
 impl std::fmt::Display for ProviderError {
@@ -273,6 +331,7 @@ impl std::fmt::Display for ProviderError {
         match self {
             ProviderError::Misconfigured(e) => e.fmt(f),
             ProviderError::Upstream(e) => e.fmt(f),
+            ProviderError::NotConfigured(why) => f.write_str(why),
         }
     }
 }
@@ -282,6 +341,9 @@ impl PublicError for ProviderError {
         match self {
             ProviderError::Misconfigured(e) => e.public(),
             ProviderError::Upstream(e) => e.public(),
+            ProviderError::NotConfigured(why) => {
+                PublicFailure::new(crate::error::ErrorCode::Forbidden, *why)
+            }
         }
     }
 }
@@ -299,14 +361,27 @@ pub trait TokenServer {
 }
 
 /// A registry token issued: the 200 body, and what the audit line records.
-#[derive(Debug)]
 pub struct TokenGrant {
+    /// Holds the registry token itself: never printed.
     pub body: Value,
     pub subject: String,
     pub project: ProjectName,
     pub access: Access,
     /// The granted scopes, `repository:name:actions`.
     pub granted: Vec<String>,
+}
+
+// Hand-written: the body carries the registry token (`token`, `access_token`).
+impl std::fmt::Debug for TokenGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGrant")
+            .field("body", &"[redacted]")
+            .field("subject", &self.subject)
+            .field("project", &self.project)
+            .field("access", &self.access)
+            .field("granted", &self.granted)
+            .finish()
+    }
 }
 
 /// A token request turned away: what the caller sees, and why (for the log only).
@@ -378,10 +453,10 @@ mod tests {
             "account_id": "123456789012", "push_role_arn": "arn:aws:iam::123456789012:role/push"}))
         .unwrap();
         assert_eq!((ecr.kind(), kind(&ecr)), ("ecr", "ecr"));
-        let err = RegistryConfig::from_table(json!({"type": "quay"})).unwrap_err();
+        let err = RegistryConfig::from_table(json!({"type": "harbour"})).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`"
+            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`, `gar`, `acr`, `static`, `quay`"
         );
     }
 }

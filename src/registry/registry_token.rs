@@ -31,6 +31,7 @@ use crate::oidc::{Mint, TokenIssuer};
 use crate::project::{Access, ProjectName};
 use crate::runtime::Context;
 use crate::secrets::{MapSecrets, Secrets};
+use crate::signer::KeyFamily;
 
 fn default_token_seconds() -> u64 {
     300
@@ -259,6 +260,7 @@ impl RegistryProvider for RegistryTokenProvider {
                     lifetime_seconds: self.config.login_seconds,
                     extra,
                     header: jwt_compact::Header::empty(),
+                    family: KeyFamily::Any,
                 },
                 ctx.now_ms,
             )
@@ -400,6 +402,8 @@ impl TokenServer for RegistryTokenProvider {
                     lifetime_seconds: self.config.token_seconds,
                     extra,
                     header,
+                    // The registry trusts the certificate of the first key (`x5c`).
+                    family: KeyFamily::Any,
                 },
                 ctx.now_ms,
             )

@@ -1,15 +1,15 @@
-//! Bounded retries with full-jitter exponential backoff, for one AWS call.
+//! Bounded retries with full-jitter exponential backoff, for one upstream call (any
+//! cloud).
 //!
-//! Retried: HTTP 5xx, HTTP 400/429 whose error code is a throttling code, timeouts,
-//! network failures, and `IDPCommunicationError` (STS could not reach the token's issuer;
-//! the STS API reference calls it often transient and says to retry a limited number of
-//! times). Never retried: any other 4xx (AccessDenied, InvalidClientTokenId,
-//! InvalidIdentityToken, IDPRejectedClaim, ExpiredTokenException, MalformedPolicyDocument,
-//! PackedPolicyTooLarge, RegionDisabledException, …). Each
-//! attempt is a Worker subrequest, so the attempt cap is small and configurable. Every
-//! attempt is signed anew with the current time.
+//! Retried: HTTP 5xx, HTTP 429, a 4xx whose error code the cloud's parser calls
+//! throttling, timeouts, network failures, and codes the parser calls transient (AWS
+//! `IDPCommunicationError`, OAuth `temporarily_unavailable`). Never retried: denials
+//! (any 401/403, and codes the parser calls denials: AWS `AccessDenied`, OAuth
+//! `invalid_grant`, …) and every other 4xx. Each attempt is a Worker subrequest, so the
+//! attempt cap is small and configurable. Every attempt is built anew with the current
+//! time (SigV4 signatures carry it).
 
-use super::{Step, UpstreamError, UpstreamKind};
+use super::{ErrorAnswer, Step, UpstreamError, UpstreamKind, Verdict};
 use crate::runtime::{HttpClient, OutboundRequest, OutboundResponse, Sleeper, TransportError};
 
 /// The longest wait between two attempts.
@@ -42,40 +42,8 @@ impl RetryPolicy {
     }
 }
 
-/// Codes AWS uses for throttling (HTTP 400 on the Query and JSON protocols).
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
-    "RequestThrottledException",
-];
-
-/// Codes that mean "you may not": reported as `upstream_denied`.
-const DENIED_CODES: &[&str] = &[
-    "AccessDenied",
-    "AccessDeniedException",
-    "InvalidClientTokenId",
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidSignatureException",
-    "MissingAuthenticationToken",
-    "UnrecognizedClientException",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "RegionDisabledException",
-    // AssumeRoleWithWebIdentity: the token or its issuer was not accepted.
-    "InvalidIdentityToken",
-    "IDPRejectedClaim",
-];
-
-/// Non-throttling codes worth another attempt.
-const TRANSIENT_CODES: &[&str] = &["IDPCommunicationError"];
-
-/// An error response, reduced to (code, request id) by the protocol's parser.
-pub type ErrorParser = fn(&OutboundResponse) -> (Option<String>, Option<String>);
+/// An error response, reduced to (code, request id, verdict) by the cloud's parser.
+pub type ErrorParser = fn(&OutboundResponse) -> ErrorAnswer;
 
 /// Everything one retried call needs.
 pub struct Call<'a> {
@@ -112,7 +80,7 @@ where
             Err(TransportError::Network(_)) => {
                 (UpstreamError::new(call.step, UpstreamKind::Error), true)
             }
-            // Not an answer AWS gives: no point asking again.
+            // Not an answer the cloud gives: no point asking again.
             Err(TransportError::TooLarge) => {
                 (UpstreamError::new(call.step, UpstreamKind::Error), false)
             }
@@ -131,28 +99,25 @@ where
 
 /// (error, retryable) for a non-2xx response.
 fn classify(call: &Call<'_>, response: &OutboundResponse) -> (UpstreamError, bool) {
-    let (code, request_id) = (call.parse_error)(response);
-    let throttled = matches!(response.status, 400 | 429)
-        && code
-            .as_deref()
-            .is_some_and(|c| THROTTLING_CODES.contains(&c));
-    let denied = code.as_deref().is_some_and(|c| DENIED_CODES.contains(&c));
-    let transient = code
-        .as_deref()
-        .is_some_and(|c| TRANSIENT_CODES.contains(&c));
-    let (kind, retryable) = if throttled || response.status == 429 {
-        (UpstreamKind::Throttled, true)
-    } else if response.status >= 500 || transient {
-        (UpstreamKind::Error, true)
-    } else if denied || matches!(response.status, 401 | 403) {
-        (UpstreamKind::Denied, false)
-    } else {
-        (UpstreamKind::Error, false)
+    let ErrorAnswer {
+        code,
+        request_id,
+        verdict,
+    } = (call.parse_error)(response);
+    let status = response.status;
+    let (kind, retryable) = match verdict {
+        _ if status == 429 => (UpstreamKind::Throttled, true),
+        Some(Verdict::Throttled) if (400..500).contains(&status) => (UpstreamKind::Throttled, true),
+        Some(Verdict::Transient) => (UpstreamKind::Error, true),
+        _ if status >= 500 => (UpstreamKind::Error, true),
+        Some(Verdict::Denied) => (UpstreamKind::Denied, false),
+        _ if matches!(status, 401 | 403) => (UpstreamKind::Denied, false),
+        _ => (UpstreamKind::Error, false),
     };
     let error = UpstreamError {
         step: call.step,
         kind,
-        aws_code: code,
+        code,
         request_id,
         attempts: 0,
     };

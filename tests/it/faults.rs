@@ -251,3 +251,123 @@ fn key_fetch_faults_map_to_upstream_error_without_echo() {
         }
     }
 }
+
+// ---- keyless clouds: Google STS and IAM Credentials, Entra, ACR ---------------------
+
+/// The same matrix for every call of the federation path (issue 18): each call failing
+/// every way, the calls before it answering well.
+#[test]
+fn cloud_faults_map_to_documented_codes_within_bounds() {
+    use crate::federation::*;
+    let sa_ok = || json_ok(json!({"accessToken": "ya29.sa", "expireTime": "2026-01-01T01:00:00Z"}));
+    let good = |url: &str| -> String {
+        let answer = match url {
+            GOOGLE_STS => google_ok(),
+            GOOGLE_SA => sa_ok(),
+            ENTRA => json_ok(json!({"access_token": "entra-at", "expires_in": 3599})),
+            ACR_EXCHANGE => json_ok(json!({"refresh_token": acr_jwt(NOW_S + 10_800, "r")})),
+            QUAY => json_ok(json!({"token": acr_jwt(NOW_S + 3_600, "q")})),
+            _ => json_ok(json!({"access_token": acr_jwt(NOW_S + 4_500, "a")})),
+        };
+        String::from_utf8(answer.unwrap().body).unwrap()
+    };
+    let chains: [(&str, &[&str]); 3] = [
+        ("gar", &[GOOGLE_STS, GOOGLE_SA]),
+        ("acr", &[ENTRA, ACR_EXCHANGE, ACR_TOKEN]),
+        ("quay", &[QUAY]),
+    ];
+    for (kind, chain) in chains {
+        for (i, upstream) in chain.iter().enumerate() {
+            for (fault, answers) in faults(&good(upstream)) {
+                let what = format!("{kind} {upstream} {fault}");
+                let vars = match kind {
+                    "gar" => {
+                        let mut v = gar_vars();
+                        v.push((
+                            "RISE_REGISTRY__SERVICE_ACCOUNT",
+                            "push-{project}@rise-gcp.iam.gserviceaccount.com",
+                        ));
+                        v
+                    }
+                    "quay" => quay_vars(),
+                    _ => acr_vars(),
+                };
+                let b = cloud_broker(kind, &vars).unwrap();
+                let http = FakeHttp::new();
+                for before in &chain[..i] {
+                    http.script(
+                        before,
+                        vec![Ok(OutboundResponse {
+                            status: 200,
+                            headers: vec![],
+                            body: good(before).into_bytes(),
+                        })],
+                    );
+                }
+                http.script(upstream, (0..5).flat_map(|_| answers.clone()).collect());
+                let sleeper = RecordingSleeper::default();
+                let request = get(
+                    "/registry/credentials?project=my-app",
+                    Some(&crate::common::aws::token_for(&["my-app"])),
+                );
+                let outcome = run_with(&b, &request, &http, &key_secrets(), &sleeper, NOW_MS);
+                let (status, body) = (outcome.response.status, &outcome.response.body);
+                assert_clean(&what, status, body, &audit(&outcome));
+                let code = serde_json::from_str::<Value>(body).unwrap()["code"].clone();
+                let (want_status, want_code, want_attempts) = match fault {
+                    "slow headers" | "slow body" => (504, "upstream_timeout", 3),
+                    "HTML error page" | "connection reset" => (502, "upstream_error", 3),
+                    _ => (502, "upstream_error", 1),
+                };
+                assert_eq!(
+                    (status, code.as_str().unwrap()),
+                    (want_status, want_code),
+                    "{what}"
+                );
+                assert_eq!(http.calls_to(upstream), want_attempts, "{what}");
+                // Nothing after the failed call was asked.
+                for after in &chain[i + 1..] {
+                    assert_eq!(http.calls_to(after), 0, "{what}: called {after}");
+                }
+                let slept: u64 = sleeper.sleeps.borrow().iter().sum();
+                assert!(slept <= 2 * 2_000, "{what}: slept {slept} ms");
+            }
+        }
+    }
+}
+
+/// Throttling (429 with and without an OAuth code) is retried and then reported as
+/// `upstream_throttled` with `Retry-After`; a denial is never retried.
+#[test]
+fn cloud_throttling_and_denials() {
+    use crate::federation::*;
+    let throttled = answer(429, "application/json", r#"{"error":"slow_down"}"#, &[]);
+    let b = cloud_broker("gar", &gar_vars()).unwrap();
+    let http = FakeHttp::new();
+    http.script(
+        GOOGLE_STS,
+        vec![throttled.clone(), throttled.clone(), throttled],
+    );
+    let request = get(
+        "/registry/credentials?project=my-app",
+        Some(&crate::common::aws::token_for(&["my-app"])),
+    );
+    let sleeper = RecordingSleeper::default();
+    let outcome = run_with(&b, &request, &http, &key_secrets(), &sleeper, NOW_MS);
+    assert_eq!(outcome.response.status, 503);
+    assert_eq!(outcome.response.header("retry-after"), Some("5"));
+    assert_eq!(http.calls_to(GOOGLE_STS), 3);
+    let denied = answer(
+        400,
+        "application/json",
+        r#"{"error":"invalid_grant","error_description":"The audience in ID Token does not match"}"#,
+        &[],
+    );
+    let http = FakeHttp::new();
+    http.script(GOOGLE_STS, vec![denied.clone(), denied]);
+    let outcome = run_with(&b, &request, &http, &key_secrets(), &sleeper, NOW_MS);
+    assert_eq!(outcome.response.status, 502);
+    assert!(outcome.response.body.contains("upstream_denied"));
+    assert!(!outcome.response.body.contains("audience in ID Token"));
+    assert_eq!(http.calls_to(GOOGLE_STS), 1);
+}

@@ -118,6 +118,7 @@ fn minted_token_claims_header_and_lifetime() {
                 lifetime_seconds: 300,
                 extra,
                 header: jwt_compact::Header::empty(),
+                family: rise_registry_broker::signer::KeyFamily::Any,
             },
             NOW_MS,
         ));
@@ -189,6 +190,7 @@ fn rotation_signs_with_the_first_key_and_publishes_all() {
             lifetime_seconds: 60,
             extra: Default::default(),
             header: jwt_compact::Header::empty(),
+            family: rise_registry_broker::signer::KeyFamily::Any,
         },
         NOW_MS,
     ));
@@ -305,6 +307,21 @@ fn oidc_vars() -> Vec<(&'static str, &'static str)> {
         ("RISE_OIDC__ISSUER", ISSUER),
         ("RISE_OIDC__SIGNING_KEYS", r#"["KEY_ES256_A", "KEY_RS256"]"#),
     ]
+}
+
+/// Issue 20 (6a): the broker's own issuer may not be a trusted caller issuer.
+#[test]
+fn the_brokers_own_issuer_is_never_a_caller_issuer() {
+    let mut vars = oidc_vars();
+    let issuers = json!([
+        {"issuer": "rise-dev", "audience": "rise", "hs256_secret": "RISE_JWT_SECRET"},
+        {"issuer": "https://broker.example.com/", "audience": "rise", "jwks_url": "https://broker.example.com/.well-known/jwks.json"},
+    ])
+    .to_string();
+    vars.push(("RISE_AUTH__ISSUERS", issuers.leak()));
+    let err = config::load_embedded(Some("development"), vars).unwrap_err();
+    assert!(err.to_string().contains("auth.issuers[1].issuer"), "{err}");
+    assert!(config::load_embedded(Some("development"), oidc_vars()).is_ok());
 }
 
 #[test]

@@ -13,7 +13,8 @@ use rise_registry_broker::aws::AwsCredentials;
 use rise_registry_broker::broker::Issued;
 use rise_registry_broker::http::{ApiRequest, ApiResponse};
 use rise_registry_broker::oidc::{OidcConfig, TokenIssuer};
-use rise_registry_broker::registry::{AuthMethod, RegistryCredentials, UpstreamTrace};
+use rise_registry_broker::project::{Access, ProjectName};
+use rise_registry_broker::registry::{AuthMethod, RegistryCredentials, TokenGrant, UpstreamTrace};
 use rise_registry_broker::runtime::{OutboundRequest, OutboundResponse};
 use rise_registry_broker::secrets::{MapSecrets, SecretString};
 
@@ -100,6 +101,16 @@ fn secret_holding_types_never_print_their_secret() {
         },
     );
     assert_hidden("RegistryCredentials", &credentials);
+    assert_hidden(
+        "TokenGrant",
+        &TokenGrant {
+            body: serde_json::json!({"token": MARK, "access_token": MARK, "expires_in": 300}),
+            subject: "caller".into(),
+            project: ProjectName::parse("my-app").unwrap(),
+            access: Access::Push,
+            granted: vec!["repository:rise-apps/my-app:pull,push".into()],
+        },
+    );
     assert_hidden(
         "Issued",
         &Issued {

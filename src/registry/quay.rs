@@ -1,0 +1,299 @@
+//! Quay.io and Red Hat Quay ≥ 3.13, keyless through robot account federation: the
+//! broker's own RS256 token (`sub = project:{project}:{access}`) is the password of a
+//! `GET /oauth2/federation/robot/token` with Basic `{organization}+{robot}`, and Quay
+//! answers a robot token valid one hour (PROVIDERS.md §4).
+//!
+//! Scope lives on Quay's side: one robot per (project, access), each federated with
+//! exactly that subject and holding `write` (push) or `read` (pull) on the project's
+//! repository only (docs/quay.md).
+
+use std::rc::Rc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::{
+    fill, validate_location, validate_template, AuthMethod, CredentialRequest, ProviderConfig,
+    ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
+};
+use crate::config_support::{base_url, in_range, lenient};
+use crate::error::ConfigError;
+use crate::federation::{self, jwt_expiry_ms, Profile};
+use crate::oidc::TokenIssuer;
+use crate::project::{Access, ProjectName};
+use crate::runtime::{Context, OutboundRequest, OutboundResponse};
+use crate::secrets::{SecretString, Secrets};
+use crate::signer::KeyFamily;
+use crate::upstream::retry::{self, Call, RetryPolicy, MAX_BACKOFF_MS};
+use crate::upstream::{json_token, record, reported_expiry, ErrorAnswer, Step, UpstreamError};
+
+const FEDERATION: Step = Step::new("Quay", "robot federation token exchange");
+
+fn default_robot() -> String {
+    "{project}_{access}".into()
+}
+fn default_repository() -> String {
+    "{project}".into()
+}
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_attempts() -> u64 {
+    3
+}
+
+/// `[registry]` with `type = "quay"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuayConfig {
+    /// `quay.io` or your Quay's host.
+    pub registry_url: String,
+    pub organization: String,
+    /// Robot short name (template); in it, `.` and `-` of the project become `_`.
+    #[serde(default = "default_robot")]
+    pub robot: String,
+    /// Repository inside the organization (template).
+    #[serde(default = "default_repository")]
+    pub repository: String,
+    /// `aud` of the minted token. Quay checks it only when the federation entry lists
+    /// audiences (its API accepts none today); default: the registry host, so the token
+    /// names its one relying party instead of going out audience-less.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Base URL; default `https://{registry_url}`.
+    #[serde(default)]
+    pub quay_endpoint: Option<String>,
+    #[serde(default = "default_timeout_ms", deserialize_with = "lenient::u64")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_attempts", deserialize_with = "lenient::u64")]
+    pub max_attempts: u64,
+}
+
+/// Quay's robot short-name grammar: `[a-z][a-z0-9_]{1,254}`.
+fn robot_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=255).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+impl QuayConfig {
+    /// The robot for (project, access): `.` and `-` become `_`, which robot names need —
+    /// so `my-app` and `my_app` share robots (docs/quay.md: avoid such pairs).
+    pub fn robot(&self, project: &ProjectName, access: Access) -> String {
+        let project = project.as_str().replace(['.', '-'], "_");
+        self.robot
+            .replace("{project}", &project)
+            .replace("{access}", access.as_str())
+    }
+}
+
+impl ProviderConfig for QuayConfig {
+    const KIND: &'static str = "quay";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        validate_location(&self.registry_url, "")?;
+        if !robot_name(&self.organization.replace('-', "_")) {
+            return Err(ConfigError::key(
+                "registry.organization",
+                "must be a Quay organization name",
+            ));
+        }
+        validate_template("registry.robot", &self.robot, true)?;
+        // One robot per access level: without `{access}` a pull would get a push robot.
+        if !self.robot.contains("{access}") {
+            return Err(ConfigError::key(
+                "registry.robot",
+                "must contain `{access}` (one robot per access level)",
+            ));
+        }
+        let longest = self.robot(
+            &ProjectName::parse(&"p".repeat(crate::project::MAX_PROJECT_LEN)).expect("valid"),
+            Access::Push,
+        );
+        if !robot_name(&longest) {
+            return Err(ConfigError::key(
+                "registry.robot",
+                "must give a robot name of lower-case letters, digits and `_`, starting with a letter",
+            ));
+        }
+        validate_template("registry.repository", &self.repository, true)?;
+        if let Some(url) = &self.quay_endpoint {
+            base_url("registry.quay_endpoint", url)?;
+        }
+        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
+        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
+        Ok(())
+    }
+
+    fn build(
+        &self,
+        services: &Services,
+        _secrets: &dyn Secrets,
+    ) -> Result<Box<dyn RegistryProvider>, ConfigError> {
+        // Quay: ALLOWED_ALGORITHMS = RS256, RS384 — the first RSA key signs.
+        let oidc = federation::issuer(services, KeyFamily::Rsa, Self::KIND)?;
+        let endpoint = match &self.quay_endpoint {
+            Some(url) => base_url("registry.quay_endpoint", url)?,
+            None => format!("https://{}", self.registry_url),
+        };
+        Ok(Box::new(QuayProvider {
+            url: format!("{endpoint}/oauth2/federation/robot/token"),
+            audience: self
+                .audience
+                .clone()
+                .unwrap_or_else(|| self.registry_url.clone()),
+            config: self.clone(),
+            oidc,
+        }))
+    }
+}
+
+impl From<QuayConfig> for RegistryConfig {
+    fn from(config: QuayConfig) -> Self {
+        RegistryConfig::Quay(config)
+    }
+}
+
+/// `GET /oauth2/federation/robot/token` with Basic `{robot account}:{broker token}`.
+pub fn federation_request(
+    url: &str,
+    robot_account: &str,
+    token: &SecretString,
+    timeout_ms: u64,
+) -> OutboundRequest {
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{robot_account}:{}", token.expose()));
+    let mut request = OutboundRequest::get(url);
+    request
+        .headers
+        .push(("authorization".into(), format!("Basic {basic}")));
+    request.timeout_ms = timeout_ms;
+    request
+}
+
+/// `{"token": "<Quay JWT>"}`.
+pub fn parse_federation_response(body: &[u8]) -> Option<SecretString> {
+    json_token(body, "token")
+}
+
+/// Quay's `{"error": "<sentence>"}` is free text that may quote the request: only the
+/// status is used (401/403 → denied).
+fn quay_error(_response: &OutboundResponse) -> ErrorAnswer {
+    ErrorAnswer::default()
+}
+
+pub struct QuayProvider {
+    config: QuayConfig,
+    oidc: Rc<TokenIssuer>,
+    url: String,
+    audience: String,
+}
+
+#[async_trait(?Send)]
+impl RegistryProvider for QuayProvider {
+    fn kind(&self) -> &'static str {
+        QuayConfig::KIND
+    }
+
+    fn worst_case_ms(&self) -> u64 {
+        let attempts = self.config.max_attempts;
+        attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS
+    }
+
+    async fn credentials(
+        &self,
+        request: &CredentialRequest<'_>,
+        ctx: &Context<'_>,
+        trace: &mut UpstreamTrace,
+    ) -> Result<RegistryCredentials, ProviderError> {
+        let c = &self.config;
+        let robot = c.robot(request.project, request.access);
+        if !robot_name(&robot) {
+            return Err(ProviderError::NotConfigured(
+                "this project's robot name is not valid for Quay (a project starting with a digit needs a `robot` prefix)",
+            ));
+        }
+        let robot_account = format!("{}+{robot}", c.organization);
+        let profile = Profile {
+            audience: &self.audience,
+            family: KeyFamily::Rsa,
+            lifetime_seconds: self.oidc.token_seconds(),
+        };
+        let token = federation::subject_token(
+            &self.oidc,
+            profile,
+            request,
+            serde_json::Map::new(),
+            ctx.now_ms,
+        )
+        .await;
+        let outbound = federation_request(&self.url, &robot_account, &token, c.timeout_ms);
+        let call = Call {
+            step: FEDERATION,
+            policy: RetryPolicy::new(c.max_attempts as u32),
+            http: ctx.http,
+            sleeper: ctx.sleeper,
+            parse_error: quay_error,
+        };
+        let (response, attempts) = record(
+            trace,
+            retry::send(&call, ctx.now_ms, |_| Ok(outbound.clone())).await,
+        )?;
+        let password = parse_federation_response(&response.body)
+            .ok_or_else(|| UpstreamError::unusable(FEDERATION, attempts, "UnreadableResponse"))?;
+        let expires_at_ms = jwt_expiry_ms(password.expose())
+            .ok_or_else(|| UpstreamError::unusable(FEDERATION, attempts, "NoExpiry"))?;
+        let expires_at = reported_expiry(expires_at_ms, ctx.clock.now_ms(), FEDERATION)?;
+        Ok(RegistryCredentials {
+            registry_url: c.registry_url.clone(),
+            username: robot_account,
+            password,
+            expires_at_ms: Some(expires_at),
+            repository: format!(
+                "{}/{}",
+                c.organization,
+                fill(&c.repository, request.project, request.access)
+            ),
+            auth_method: AuthMethod::LoginCredentials,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn robot_names() {
+        let c = QuayConfig {
+            registry_url: "quay.io".into(),
+            organization: "rise".into(),
+            robot: default_robot(),
+            repository: default_repository(),
+            audience: None,
+            quay_endpoint: None,
+            timeout_ms: 5000,
+            max_attempts: 3,
+        };
+        assert!(c.validate().is_ok());
+        let p = ProjectName::parse("my-app.web").unwrap();
+        assert_eq!(c.robot(&p, Access::Pull), "my_app_web_pull");
+        for bad in ["{project}", "ci-{project}_{access}", "{access}"] {
+            let c = QuayConfig {
+                robot: bad.into(),
+                ..c.clone()
+            };
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        // A project starting with a digit needs a prefix.
+        let c = QuayConfig {
+            robot: "r_{project}_{access}".into(),
+            ..c
+        };
+        assert!(c.validate().is_ok());
+        assert!(!robot_name("9app_push") && robot_name("r_9app_push"));
+    }
+}
