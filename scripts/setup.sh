@@ -73,4 +73,13 @@ if [ "$mode" = test ] || [ "$mode" = tokens ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
   fi
 fi
+if [ "$mode" = test ]; then
+  # checkov (tests/helpers/check_terraform.py) in its own venv: its pins conflict with
+  # tests/requirements.txt (packaging<24, boto3 1.35).
+  [ -x .venv-checkov/bin/python ] || python3 -m venv .venv-checkov
+  if .venv-checkov/bin/python -m pip install --disable-pip-version-check --dry-run -r tests/requirements-checkov.txt 2>/dev/null | grep -q "Would install"; then
+    log "pip: installing checkov into .venv-checkov (~1 min)"
+    .venv-checkov/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-checkov.txt
+  fi
+fi
 log "ready ($mode)"

@@ -211,6 +211,47 @@ mod tests {
         assert!(actions.iter().all(|a| PUSH_ACTIONS.contains(a)));
     }
 
+    /// Issue 21: the session policy with and without `create_on_push`, byte for byte as
+    /// STS receives it; the same files are what parliament checks
+    /// (tests/helpers/check_policies.py).
+    #[test]
+    fn create_on_push_adds_exactly_create_and_tag_on_the_same_arn() {
+        let project = ProjectName::parse("my-app").unwrap();
+        let json = |access, create_on_push| {
+            let p = SessionPolicy::for_repository(
+                "us-east-1",
+                "123456789012",
+                "rise/",
+                &project,
+                access,
+            );
+            let p = if create_on_push {
+                p.with_create_on_push(access)
+            } else {
+                p
+            };
+            p.to_json().unwrap()
+        };
+        let fixture = |name: &str| {
+            std::fs::read_to_string(format!(
+                "{}/tests/fixtures/policies/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        assert_eq!(json(Access::Push, false), fixture("session_push"));
+        assert_eq!(json(Access::Pull, false), fixture("session_pull"));
+        assert_eq!(
+            json(Access::Push, true),
+            fixture("session_push_create_on_push")
+        );
+        assert_eq!(
+            json(Access::Pull, true),
+            fixture("session_pull_create_on_push")
+        );
+        assert_eq!(json(Access::Pull, true), json(Access::Pull, false));
+    }
+
     #[test]
     fn partitions() {
         assert!(repository_arn("cn-north-1", "123456789012", "x").starts_with("arn:aws-cn:ecr:"));
