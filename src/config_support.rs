@@ -160,3 +160,82 @@ pub fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
     }
     Ok(trimmed.to_owned())
 }
+
+/// A config table read key by key, for sections that do not derive `Deserialize`: one
+/// shared, non-generic reader instead of serde's per-type code (each derived section
+/// costs ~10 KB of Wasm with its `serde_path_to_error` wrapper; measured in
+/// bench/README.md). Errors are worded as [`deserialize_at`]'s, never repeating a value:
+/// a missing key "is required", a stray one "is not a known key" (checked by
+/// [`Fields::finish`]), a wrong one "has the wrong type or an invalid value". Numbers and
+/// booleans may be strings, as worker vars always are.
+pub struct Fields {
+    prefix: String,
+    map: serde_json::Map<String, Value>,
+}
+
+impl Fields {
+    /// `prefix`: the table's dotted key (`registry`, `registry.client_ids.my-app`).
+    pub fn new(prefix: impl Into<String>, map: serde_json::Map<String, Value>) -> Self {
+        Fields {
+            prefix: prefix.into(),
+            map,
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}.{key}", self.prefix)
+    }
+
+    fn wrong(&self, key: &str) -> ConfigError {
+        ConfigError::key(self.key(key), "has the wrong type or an invalid value")
+    }
+
+    /// The raw value of an optional key (tables such as `client_ids`).
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key)
+    }
+
+    pub fn opt_string(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.map.remove(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.wrong(key)),
+        }
+    }
+
+    pub fn string(&mut self, key: &str) -> Result<String, ConfigError> {
+        self.opt_string(key)?
+            .ok_or_else(|| ConfigError::key(self.key(key), "is required"))
+    }
+
+    pub fn string_or(&mut self, key: &str, default: &str) -> Result<String, ConfigError> {
+        Ok(self.opt_string(key)?.unwrap_or_else(|| default.to_owned()))
+    }
+
+    pub fn u64_or(&mut self, key: &str, default: u64) -> Result<u64, ConfigError> {
+        match self.map.remove(key) {
+            None => Ok(default),
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| self.wrong(key)),
+            Some(Value::String(s)) => s.trim().parse().map_err(|_| self.wrong(key)),
+            Some(_) => Err(self.wrong(key)),
+        }
+    }
+
+    pub fn bool_or(&mut self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.map.remove(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(b),
+            Some(Value::String(s)) if s.trim() == "true" => Ok(true),
+            Some(Value::String(s)) if s.trim() == "false" => Ok(false),
+            Some(_) => Err(self.wrong(key)),
+        }
+    }
+
+    /// Every key was read: anything left is not a known key.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        match self.map.keys().next() {
+            Some(stray) => Err(ConfigError::key(self.key(stray), "is not a known key")),
+            None => Ok(()),
+        }
+    }
+}

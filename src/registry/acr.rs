@@ -12,17 +12,16 @@
 //! Request shapes follow azure-identity's `ClientAssertionCredential` and
 //! azure-containerregistry's exchange client, compared field by field in a test.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::{
     namespaced, validate_location, AuthMethod, CredentialRequest, ProviderConfig, ProviderError,
     RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
-use crate::config_support::{base_url, in_range, lenient};
+use crate::config_support::{base_url, in_range, Fields};
 use crate::error::ConfigError;
 use crate::federation::{self, jwt_expiry_ms, Profile};
 use crate::oidc::TokenIssuer;
@@ -49,52 +48,56 @@ pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 /// Entra and ACR both answer with `x-ms-request-id`.
 const RESPONSE_HEADERS: &[&str] = &["x-ms-request-id"];
 
-fn default_true() -> bool {
-    true
-}
-fn default_timeout_ms() -> u64 {
-    5_000
-}
-fn default_max_attempts() -> u64 {
-    3
-}
-
 /// The identities of one project: `push` (also serves pull unless `pull` is set).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIds {
     pub push: String,
-    #[serde(default)]
     pub pull: Option<String>,
 }
 
 /// `[registry]` with `type = "acr"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcrConfig {
     /// The login server, e.g. `myregistry.azurecr.io`.
     pub registry_url: String,
     pub tenant_id: String,
     /// One identity (app or user-assigned managed identity) for every project.
-    #[serde(default)]
     pub client_id: Option<String>,
-    /// project → identities.
-    #[serde(default)]
-    pub client_ids: Option<BTreeMap<String, ClientIds>>,
-    #[serde(default)]
+    /// project → identities (a table: `{"my-app": {"push": "…", "pull": "…"}}`).
+    pub client_ids: Option<Vec<(String, ClientIds)>>,
+    /// Default `""`.
     pub namespace: String,
-    #[serde(default = "default_true", deserialize_with = "lenient::bool")]
+    /// Default `true`.
     pub scope_to_repository: bool,
     /// Base URL; default `https://login.microsoftonline.com`.
-    #[serde(default)]
     pub authority: Option<String>,
     /// Base URL; default `https://{registry_url}`.
-    #[serde(default)]
     pub acr_endpoint: Option<String>,
-    #[serde(default = "default_timeout_ms", deserialize_with = "lenient::u64")]
     pub timeout_ms: u64,
-    #[serde(default = "default_max_attempts", deserialize_with = "lenient::u64")]
     pub max_attempts: u64,
+}
+
+/// `client_ids`: project → `{push, pull?}`, both strings; errors name the exact key.
+fn client_ids(value: Value) -> Result<Vec<(String, ClientIds)>, ConfigError> {
+    let wrong = |key: String| ConfigError::key(key, "has the wrong type or an invalid value");
+    let Value::Object(map) = value else {
+        return Err(wrong("registry.client_ids".into()));
+    };
+    map.into_iter()
+        .map(|(project, ids)| {
+            let key = format!("registry.client_ids.{project}");
+            let Value::Object(ids) = ids else {
+                return Err(wrong(key));
+            };
+            let mut f = Fields::new(key, ids);
+            let ids = ClientIds {
+                push: f.string("push")?,
+                pull: f.opt_string("pull")?,
+            };
+            f.finish()?;
+            Ok((project, ids))
+        })
+        .collect()
 }
 
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex).
@@ -109,6 +112,24 @@ fn guid(s: &str) -> bool {
 
 impl ProviderConfig for AcrConfig {
     const KIND: &'static str = "acr";
+
+    fn parse(map: Map<String, Value>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new("registry", map);
+        let config = AcrConfig {
+            registry_url: f.string("registry_url")?,
+            tenant_id: f.string("tenant_id")?,
+            client_id: f.opt_string("client_id")?,
+            client_ids: f.take("client_ids").map(client_ids).transpose()?,
+            namespace: f.string_or("namespace", "")?,
+            scope_to_repository: f.bool_or("scope_to_repository", true)?,
+            authority: f.opt_string("authority")?,
+            acr_endpoint: f.opt_string("acr_endpoint")?,
+            timeout_ms: f.u64_or("timeout_ms", 5_000)?,
+            max_attempts: f.u64_or("max_attempts", 3)?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 
     fn validate(&self) -> Result<(), ConfigError> {
         validate_location(&self.registry_url, &self.namespace)?;
@@ -226,7 +247,11 @@ impl AcrConfig {
         if let Some(one) = &self.client_id {
             return Some(one);
         }
-        let ids = self.client_ids.as_ref()?.get(project.as_str())?;
+        let (_, ids) = self
+            .client_ids
+            .as_ref()?
+            .iter()
+            .find(|(p, _)| p == project.as_str())?;
         Some(match (access, &ids.pull) {
             (Access::Pull, Some(pull)) => pull,
             _ => &ids.push,

@@ -2,7 +2,6 @@
 //! Nothing is issued; the broker tells the CLI where the project's repository lives.
 
 use async_trait::async_trait;
-use serde::Deserialize;
 
 use super::{
     namespaced, validate_location, AuthMethod, CredentialRequest, ProviderConfig, ProviderError,
@@ -14,18 +13,26 @@ use crate::runtime::Context;
 use crate::secrets::{SecretString, Secrets};
 
 /// `[registry]` with `type = "docker"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerConfig {
     /// Registry host (and port), no scheme: `localhost:5000`, `docker.io`.
     pub registry_url: String,
     /// Path inside the registry under which projects live; may be empty.
-    #[serde(default)]
     pub namespace: String,
 }
 
 impl ProviderConfig for DockerConfig {
     const KIND: &'static str = "docker";
+
+    fn parse(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, ConfigError> {
+        let mut f = crate::config_support::Fields::new("registry", map);
+        let config = DockerConfig {
+            registry_url: f.string("registry_url")?,
+            namespace: f.string_or("namespace", "")?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 
     fn validate(&self) -> Result<(), ConfigError> {
         validate_location(&self.registry_url, &self.namespace)

@@ -4,7 +4,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 
 use super::{
     AuthMethod, CredentialRequest, ProviderConfig, ProviderError, RegistryConfig,
@@ -18,7 +17,7 @@ use crate::aws::step::{
 };
 use crate::aws::sts::{self, AssumeRoleRequest, AssumeRoleWithWebIdentityRequest, AssumedRole};
 use crate::aws::{sigv4, AwsCredentials, SOURCE_IDENTITY_CLAIM};
-use crate::config_support::{in_range, lenient, validate_url};
+use crate::config_support::{in_range, validate_url};
 use crate::error::ConfigError;
 use crate::federation;
 use crate::oidc::TokenIssuer;
@@ -37,25 +36,8 @@ pub const MAX_SESSION_SECONDS: u64 = 43_200;
 /// Longest ECR repository name.
 pub const MAX_REPOSITORY_LEN: usize = 256;
 
-fn default_session_seconds() -> u64 {
-    3600
-}
-fn default_true() -> bool {
-    true
-}
-fn default_timeout_ms() -> u64 {
-    5_000
-}
-fn default_max_attempts() -> u64 {
-    3
-}
-fn default_web_identity_audience() -> String {
-    "sts.amazonaws.com".into()
-}
-
 /// Where the broker's own AWS identity comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CredentialSource {
     /// A long-lived IAM user key in the worker secrets `AWS_ACCESS_KEY_ID` /
     /// `AWS_SECRET_ACCESS_KEY` signs `sts:AssumeRole`.
@@ -67,48 +49,68 @@ pub enum CredentialSource {
 }
 
 /// `[registry]` with `type = "ecr"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcrConfig {
     pub region: String,
     pub account_id: String,
     /// Prepended to the project name: `rise/` → `rise/my-app`. May be empty.
-    #[serde(default)]
     pub repo_prefix: String,
     /// Optional role assumed first with the base credentials; the push role is then
     /// assumed from that session (role chaining).
-    #[serde(default)]
     pub role_arn: Option<String>,
     pub push_role_arn: String,
-    #[serde(default = "default_session_seconds", deserialize_with = "lenient::u64")]
     pub session_duration_seconds: u64,
     /// Send `SourceIdentity` (needs `sts:SetSourceIdentity` in the push role's trust policy).
-    #[serde(default = "default_true", deserialize_with = "lenient::bool")]
     pub source_identity: bool,
-    #[serde(default)]
     pub sts_endpoint: Option<String>,
-    #[serde(default)]
     pub ecr_endpoint: Option<String>,
     /// `access_key` (default) or `web_identity`.
-    #[serde(default)]
     pub credentials: CredentialSource,
     /// `aud` of the minted web identity tokens: the IAM OIDC provider's client ID.
-    #[serde(default = "default_web_identity_audience")]
     pub web_identity_audience: String,
     /// Per-attempt timeout for each AWS call.
-    #[serde(default = "default_timeout_ms", deserialize_with = "lenient::u64")]
     pub timeout_ms: u64,
     /// Attempts per AWS call, including the first (each one is a subrequest).
-    #[serde(default = "default_max_attempts", deserialize_with = "lenient::u64")]
     pub max_attempts: u64,
     /// Push sessions may also create (and tag) the project's repository, exact ARN only:
     /// for registries with a `CREATE_ON_PUSH` repository creation template.
-    #[serde(default, deserialize_with = "lenient::bool")]
     pub create_on_push: bool,
 }
 
 impl ProviderConfig for EcrConfig {
     const KIND: &'static str = "ecr";
+
+    fn parse(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, ConfigError> {
+        let mut f = crate::config_support::Fields::new("registry", map);
+        let credentials = match f.opt_string("credentials")?.as_deref() {
+            None | Some("access_key") => CredentialSource::AccessKey,
+            Some("web_identity") => CredentialSource::WebIdentity,
+            Some(_) => {
+                return Err(ConfigError::key(
+                    "registry.credentials",
+                    "has an unsupported value",
+                ))
+            }
+        };
+        let config = EcrConfig {
+            region: f.string("region")?,
+            account_id: f.string("account_id")?,
+            repo_prefix: f.string_or("repo_prefix", "")?,
+            role_arn: f.opt_string("role_arn")?,
+            push_role_arn: f.string("push_role_arn")?,
+            session_duration_seconds: f.u64_or("session_duration_seconds", 3600)?,
+            source_identity: f.bool_or("source_identity", true)?,
+            sts_endpoint: f.opt_string("sts_endpoint")?,
+            ecr_endpoint: f.opt_string("ecr_endpoint")?,
+            credentials,
+            web_identity_audience: f.string_or("web_identity_audience", "sts.amazonaws.com")?,
+            timeout_ms: f.u64_or("timeout_ms", 5_000)?,
+            max_attempts: f.u64_or("max_attempts", 3)?,
+            create_on_push: f.bool_or("create_on_push", false)?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if !valid_region(&self.region) {
@@ -761,7 +763,7 @@ mod tests {
             timeout_ms: 5000,
             max_attempts: 3,
             credentials: CredentialSource::AccessKey,
-            web_identity_audience: default_web_identity_audience(),
+            web_identity_audience: "sts.amazonaws.com".into(),
             create_on_push: false,
         };
         assert_eq!(

@@ -12,14 +12,13 @@
 use std::rc::Rc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, ProviderConfig,
     ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
-use crate::config_support::{base_url, in_range, lenient};
+use crate::config_support::{base_url, in_range, Fields};
 use crate::error::ConfigError;
 use crate::federation::{self, Profile};
 use crate::oidc::TokenIssuer;
@@ -45,22 +44,8 @@ pub const MAX_GOOGLE_SUBJECT_BYTES: usize = 127;
 /// Google's answers carry no request id header we could quote; the error code is logged.
 const RESPONSE_HEADERS: &[&str] = &[];
 
-fn default_repository() -> String {
-    "{project}".into()
-}
-fn default_token_seconds() -> u64 {
-    3600
-}
-fn default_timeout_ms() -> u64 {
-    5_000
-}
-fn default_max_attempts() -> u64 {
-    3
-}
-
 /// `[registry]` with `type = "gar"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GarConfig {
     /// `us-central1`, `europe-west1`, or a multi-region (`us`, `europe`, `asia`).
     pub location: String,
@@ -68,31 +53,24 @@ pub struct GarConfig {
     pub gcp_project: String,
     /// `projects/N/locations/global/workloadIdentityPools/P/providers/X`.
     pub workload_identity_provider: String,
-    /// The Artifact Registry repository holding the project's images (template).
-    #[serde(default = "default_repository")]
+    /// The Artifact Registry repository holding the project's images (template,
+    /// default `{project}`).
     pub repository: String,
     /// STS `audience` and the minted token's `aud`; default
     /// `//iam.googleapis.com/{workload_identity_provider}`.
-    #[serde(default)]
     pub audience: Option<String>,
     /// Impersonate this service account (template), instead of direct access.
-    #[serde(default)]
     pub service_account: Option<String>,
-    /// Lifetime of an impersonated token (600–3600 s).
-    #[serde(default = "default_token_seconds", deserialize_with = "lenient::u64")]
+    /// Lifetime of an impersonated token (600–3600 s, default 3600).
     pub token_seconds: u64,
     /// Default `{location}-docker.pkg.dev`.
-    #[serde(default)]
     pub registry_url: Option<String>,
     /// Base URL; default `https://sts.googleapis.com`.
-    #[serde(default)]
     pub sts_endpoint: Option<String>,
     /// Base URL; default `https://iamcredentials.googleapis.com`.
-    #[serde(default)]
     pub iamcredentials_endpoint: Option<String>,
-    #[serde(default = "default_timeout_ms", deserialize_with = "lenient::u64")]
+    /// Per attempt (default 5000 ms), and attempts per call (default 3).
     pub timeout_ms: u64,
-    #[serde(default = "default_max_attempts", deserialize_with = "lenient::u64")]
     pub max_attempts: u64,
 }
 
@@ -130,6 +108,26 @@ impl GarConfig {
 
 impl ProviderConfig for GarConfig {
     const KIND: &'static str = "gar";
+
+    fn parse(map: Map<String, Value>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new("registry", map);
+        let config = GarConfig {
+            location: f.string("location")?,
+            gcp_project: f.string("gcp_project")?,
+            workload_identity_provider: f.string("workload_identity_provider")?,
+            repository: f.string_or("repository", "{project}")?,
+            audience: f.opt_string("audience")?,
+            service_account: f.opt_string("service_account")?,
+            token_seconds: f.u64_or("token_seconds", 3600)?,
+            registry_url: f.opt_string("registry_url")?,
+            sts_endpoint: f.opt_string("sts_endpoint")?,
+            iamcredentials_endpoint: f.opt_string("iamcredentials_endpoint")?,
+            timeout_ms: f.u64_or("timeout_ms", 5_000)?,
+            max_attempts: f.u64_or("max_attempts", 3)?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if !google_id(&self.location, 63) {

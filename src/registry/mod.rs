@@ -18,12 +18,11 @@ pub mod registry_token;
 pub mod static_token;
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::auth::VerifiedCaller;
-use crate::config_support::deserialize_at;
+pub use crate::config_support::Fields;
 use crate::error::{ConfigError, PublicError, PublicFailure};
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
@@ -124,9 +123,13 @@ pub fn create_registry_provider(
 }
 
 /// What a provider's config section implements, in the provider's own file.
-pub trait ProviderConfig: DeserializeOwned + Into<RegistryConfig> + 'static {
+pub trait ProviderConfig: Into<RegistryConfig> + Sized + 'static {
     /// The `[registry] type` value that selects this provider.
     const KIND: &'static str;
+    /// The section's keys (without `type`) → the config, read with [`Fields`] (one
+    /// shared reader instead of serde's per-type code: a smaller Wasm); errors name the
+    /// key.
+    fn parse(map: Map<String, Value>) -> Result<Self, ConfigError>;
     /// Checks beyond the types (ranges, formats); errors name the key.
     fn validate(&self) -> Result<(), ConfigError>;
     /// The provider, once every secret it will read is known to be set.
@@ -176,7 +179,7 @@ impl Kind {
 }
 
 fn parse<T: ProviderConfig>(map: Map<String, Value>) -> Result<RegistryConfig, ConfigError> {
-    let config: T = deserialize_at("registry", Value::Object(map))?;
+    let config = T::parse(map)?;
     config.validate()?;
     Ok(config.into())
 }

@@ -11,13 +11,13 @@ use std::rc::Rc;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, ProviderConfig,
     ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
-use crate::config_support::{base_url, in_range, lenient};
+use crate::config_support::{base_url, in_range, Fields};
 use crate::error::ConfigError;
 use crate::federation::{self, jwt_expiry_ms, Profile};
 use crate::oidc::TokenIssuer;
@@ -30,43 +30,24 @@ use crate::upstream::{json_token, record, reported_expiry, ErrorAnswer, Step, Up
 
 const FEDERATION: Step = Step::new("Quay", "robot federation token exchange");
 
-fn default_robot() -> String {
-    "{project}_{access}".into()
-}
-fn default_repository() -> String {
-    "{project}".into()
-}
-fn default_timeout_ms() -> u64 {
-    5_000
-}
-fn default_max_attempts() -> u64 {
-    3
-}
-
 /// `[registry]` with `type = "quay"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuayConfig {
     /// `quay.io` or your Quay's host.
     pub registry_url: String,
     pub organization: String,
-    /// Robot short name (template); in it, `.` and `-` of the project become `_`.
-    #[serde(default = "default_robot")]
+    /// Robot short name (template, default `{project}_{access}`); in it, `.` and `-` of
+    /// the project become `_`.
     pub robot: String,
-    /// Repository inside the organization (template).
-    #[serde(default = "default_repository")]
+    /// Repository inside the organization (template, default `{project}`).
     pub repository: String,
     /// `aud` of the minted token. Quay checks it only when the federation entry lists
     /// audiences (its API accepts none today); default: the registry host, so the token
     /// names its one relying party instead of going out audience-less.
-    #[serde(default)]
     pub audience: Option<String>,
     /// Base URL; default `https://{registry_url}`.
-    #[serde(default)]
     pub quay_endpoint: Option<String>,
-    #[serde(default = "default_timeout_ms", deserialize_with = "lenient::u64")]
     pub timeout_ms: u64,
-    #[serde(default = "default_max_attempts", deserialize_with = "lenient::u64")]
     pub max_attempts: u64,
 }
 
@@ -92,6 +73,22 @@ impl QuayConfig {
 
 impl ProviderConfig for QuayConfig {
     const KIND: &'static str = "quay";
+
+    fn parse(map: Map<String, Value>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new("registry", map);
+        let config = QuayConfig {
+            registry_url: f.string("registry_url")?,
+            organization: f.string("organization")?,
+            robot: f.string_or("robot", "{project}_{access}")?,
+            repository: f.string_or("repository", "{project}")?,
+            audience: f.opt_string("audience")?,
+            quay_endpoint: f.opt_string("quay_endpoint")?,
+            timeout_ms: f.u64_or("timeout_ms", 5_000)?,
+            max_attempts: f.u64_or("max_attempts", 3)?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 
     fn validate(&self) -> Result<(), ConfigError> {
         validate_location(&self.registry_url, "")?;
@@ -271,8 +268,8 @@ mod tests {
         let c = QuayConfig {
             registry_url: "quay.io".into(),
             organization: "rise".into(),
-            robot: default_robot(),
-            repository: default_repository(),
+            robot: "{project}_{access}".into(),
+            repository: "{project}".into(),
             audience: None,
             quay_endpoint: None,
             timeout_ms: 5000,

@@ -25,7 +25,7 @@ use super::{
     TokenServer, UpstreamTrace,
 };
 use crate::auth::{AuthConfig, AuthError, IssuerConfig, Verifier};
-use crate::config_support::{in_range, lenient};
+use crate::config_support::in_range;
 use crate::error::{ConfigError, ErrorCode, PublicError, PublicFailure};
 use crate::oidc::{Mint, TokenIssuer};
 use crate::project::{Access, ProjectName};
@@ -33,38 +33,40 @@ use crate::runtime::Context;
 use crate::secrets::{MapSecrets, Secrets};
 use crate::signer::KeyFamily;
 
-fn default_token_seconds() -> u64 {
-    300
-}
-fn default_login_seconds() -> u64 {
-    3600
-}
-
 /// `[registry]` with `type = "registry_token"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryTokenConfig {
     /// Registry host[:port] clients push to.
     pub registry_url: String,
     /// Repository = `{namespace}/{project}`.
-    #[serde(default)]
     pub namespace: String,
     /// The registry's `auth.token.service`: `aud` of the registry tokens.
     pub service: String,
     /// Registry token lifetime (60–3600 s).
-    #[serde(default = "default_token_seconds", deserialize_with = "lenient::u64")]
     pub token_seconds: u64,
     /// Lifetime of the login secret `/registry/credentials` returns (300–43200 s).
-    #[serde(default = "default_login_seconds", deserialize_with = "lenient::u64")]
     pub login_seconds: u64,
     /// NAME of a worker secret holding the PEM certificate chain of the signing key
     /// (leaf first), sent as `x5c`.
-    #[serde(default)]
     pub certificate_chain: Option<String>,
 }
 
 impl ProviderConfig for RegistryTokenConfig {
     const KIND: &'static str = "registry_token";
+
+    fn parse(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, ConfigError> {
+        let mut f = crate::config_support::Fields::new("registry", map);
+        let config = RegistryTokenConfig {
+            registry_url: f.string("registry_url")?,
+            namespace: f.string_or("namespace", "")?,
+            service: f.string("service")?,
+            token_seconds: f.u64_or("token_seconds", 300)?,
+            login_seconds: f.u64_or("login_seconds", 3600)?,
+            certificate_chain: f.opt_string("certificate_chain")?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 
     fn validate(&self) -> Result<(), ConfigError> {
         validate_location(&self.registry_url, &self.namespace)?;

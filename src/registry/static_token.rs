@@ -10,23 +10,23 @@
 //! registry are in docs/static-tokens.md.
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::{
     namespaced, validate_location, AuthMethod, CredentialRequest, ProviderConfig, ProviderError,
     RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
+use crate::config_support::Fields;
 use crate::error::ConfigError;
 use crate::project::{Access, ProjectName};
 use crate::runtime::Context;
 use crate::secrets::Secrets;
 
 /// `[registry]` with `type = "static"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticConfig {
     pub registry_url: String,
-    #[serde(default)]
+    /// Default `""`.
     pub namespace: String,
     /// The registry username (template: `{project}`, `{access}`).
     pub username: String,
@@ -57,6 +57,18 @@ impl StaticConfig {
 
 impl ProviderConfig for StaticConfig {
     const KIND: &'static str = "static";
+
+    fn parse(map: Map<String, Value>) -> Result<Self, ConfigError> {
+        let mut f = Fields::new("registry", map);
+        let config = StaticConfig {
+            registry_url: f.string("registry_url")?,
+            namespace: f.string_or("namespace", "")?,
+            username: f.string("username")?,
+            secret: f.string("secret")?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 
     fn validate(&self) -> Result<(), ConfigError> {
         validate_location(&self.registry_url, &self.namespace)?;
