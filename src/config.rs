@@ -13,12 +13,11 @@
 //! provider cannot leak into the new one. Unknown keys, wrong types and missing required
 //! keys are errors that name the key and never echo its value.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthConfig;
 use crate::cache::CacheConfig;
-use crate::config_support::deserialize_at;
+use crate::config_support::Fields;
 use crate::error::ConfigError;
 use crate::oidc::OidcConfig;
 use crate::registry::RegistryConfig;
@@ -199,29 +198,29 @@ fn type_changes(base: &Value, overlay: &Value) -> bool {
     }
 }
 
-/// The top level as written; `registry` is dispatched on its `type` separately so errors
-/// inside it name the exact key.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    registry: Value,
-    #[serde(default)]
-    auth: AuthConfig,
-    #[serde(default)]
-    cache: CacheConfig,
-    #[serde(default)]
-    oidc: Option<OidcConfig>,
-}
-
-/// Turns a merged tree into a validated [`Config`].
+/// Turns a merged tree into a validated [`Config`]. Every section is read key by key
+/// (`config_support::Fields`): `registry` dispatched on its `type`, so errors name the
+/// exact key, and no serde code per section in the Wasm.
 pub fn from_value(value: Value) -> Result<Config, ConfigError> {
-    let raw: RawConfig = deserialize_at("", value)?;
-    let registry = RegistryConfig::from_table(raw.registry)?;
+    let Value::Object(map) = value else {
+        return Err(ConfigError::key("config", "must be a table"));
+    };
+    let mut top = Fields::new("", map);
+    let registry = top
+        .take("registry")
+        .ok_or_else(|| ConfigError::key("registry", "is required"))?;
+    let auth = top.take("auth");
+    let cache = top.take("cache");
+    let oidc = top.take("oidc");
+    top.finish()?;
     let config = Config {
-        registry,
-        auth: raw.auth,
-        cache: raw.cache,
-        oidc: raw.oidc,
+        registry: RegistryConfig::from_table(registry)?,
+        auth: auth.map(AuthConfig::parse).transpose()?.unwrap_or_default(),
+        cache: cache
+            .map(CacheConfig::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        oidc: oidc.map(OidcConfig::parse).transpose()?,
     };
     config.auth.validate()?;
     config.cache.validate()?;

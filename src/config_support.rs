@@ -1,10 +1,10 @@
-//! What every config section needs, in a leaf: per-key error reporting, deserializers that
-//! accept worker vars (always strings), and URL checks.
+//! What every config section needs, in a leaf: the key-by-key reader [`Fields`] (errors
+//! name the key; numbers and booleans may be strings, as worker vars always are), range
+//! and URL checks.
 //!
 //! Sections live beside their feature (`auth`, `cache`, `registry`, …) and import this
 //! module; only `config` imports the sections, so there is no circle back.
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::ConfigError;
@@ -22,97 +22,6 @@ pub fn in_range(
             key,
             format!("must be between {} and {}", range.start(), range.end()),
         ))
-    }
-}
-
-/// Deserializes `value` and, on failure, reports the dotted key (prefixed by `prefix`)
-/// with a reason that never repeats the offending value.
-pub fn deserialize_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.inner().to_string();
-        let join = |a: &str, b: &str| match (a.is_empty() || a == ".", b.is_empty()) {
-            (true, _) => b.to_owned(),
-            (false, true) => a.to_owned(),
-            (false, false) => format!("{a}.{b}"),
-        };
-        let base = join(prefix, if path == "." { "" } else { &path });
-        let field = inner.split('`').nth(1).unwrap_or_default();
-        if inner.starts_with("missing field") {
-            ConfigError::key(join(&base, field), "is required")
-        } else if inner.starts_with("unknown field") {
-            let key = if base.ends_with(field) {
-                base
-            } else {
-                join(&base, field)
-            };
-            ConfigError::key(key, "is not a known key")
-        } else if inner.starts_with("unknown variant") {
-            ConfigError::key(base, "has an unsupported value")
-        } else {
-            ConfigError::key(base, "has the wrong type or an invalid value")
-        }
-    })
-}
-
-/// Deserializers that also accept strings, because worker vars are always strings
-/// (`RISE_AUTH__LEEWAY_SECONDS=30`). Their errors never repeat the value.
-pub mod lenient {
-    use serde::de::{self, Deserializer, Visitor};
-    use std::fmt;
-
-    struct U64Visitor;
-
-    impl Visitor<'_> for U64Visitor {
-        type Value = u64;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a non-negative integer")
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-            Ok(v)
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v).map_err(|_| E::custom("expected a non-negative integer"))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-            v.trim()
-                .parse()
-                .map_err(|_| E::custom("expected a non-negative integer"))
-        }
-    }
-
-    /// A `u64` given as a number or a decimal string.
-    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        d.deserialize_any(U64Visitor)
-    }
-
-    struct BoolVisitor;
-
-    impl Visitor<'_> for BoolVisitor {
-        type Value = bool;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("true or false")
-        }
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
-            Ok(v)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-            match v.trim() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(E::custom("expected true or false")),
-            }
-        }
-    }
-
-    /// A `bool` given as a boolean or the string `true`/`false`.
-    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(BoolVisitor)
-    }
-
-    /// [`bool`] for an optional key (with `#[serde(default)]`).
-    pub fn option_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        bool(d).map(Some)
     }
 }
 
@@ -164,7 +73,7 @@ pub fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
 /// A config table read key by key, for sections that do not derive `Deserialize`: one
 /// shared, non-generic reader instead of serde's per-type code (each derived section
 /// costs ~10 KB of Wasm with its `serde_path_to_error` wrapper; measured in
-/// bench/README.md). Errors are worded as [`deserialize_at`]'s, never repeating a value:
+/// bench/README.md). Errors never repeat a value:
 /// a missing key "is required", a stray one "is not a known key" (checked by
 /// [`Fields::finish`]), a wrong one "has the wrong type or an invalid value". Numbers and
 /// booleans may be strings, as worker vars always are.
@@ -182,8 +91,17 @@ impl Fields {
         }
     }
 
+    /// The table's dotted key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     fn key(&self, key: &str) -> String {
-        format!("{}.{key}", self.prefix)
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
     }
 
     fn wrong(&self, key: &str) -> ConfigError {
@@ -228,6 +146,74 @@ impl Fields {
             Some(Value::String(s)) if s.trim() == "true" => Ok(true),
             Some(Value::String(s)) if s.trim() == "false" => Ok(false),
             Some(_) => Err(self.wrong(key)),
+        }
+    }
+
+    /// A list of strings (`signing_keys`); `None` when absent.
+    pub fn opt_string_list(&mut self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.map.remove(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    _ => Err(self.wrong(key)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(key)),
+        }
+    }
+
+    /// An array of tables (`[[auth.issuers]]`), each read under `{prefix}.{key}[i]`;
+    /// empty when absent.
+    pub fn table_list(&mut self, key: &str) -> Result<Vec<Fields>, ConfigError> {
+        match self.map.remove(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| Fields::table(&format!("{}[{i}]", self.key(key)), item))
+                .collect(),
+            Some(_) => Err(self.wrong(key)),
+        }
+    }
+
+    /// A table of strings (`claims`), in key order; `None` when absent.
+    pub fn opt_string_map(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, ConfigError> {
+        match self.map.remove(key) {
+            None => Ok(None),
+            Some(Value::Object(map)) => map
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k, s)),
+                    _ => Err(ConfigError::key(
+                        format!("{}.{k}", self.key(key)),
+                        "has the wrong type or an invalid value",
+                    )),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(key)),
+        }
+    }
+
+    /// An optional boolean (absent → `None`), lenient like [`Fields::bool_or`].
+    pub fn opt_bool(&mut self, key: &str) -> Result<Option<bool>, ConfigError> {
+        if !self.map.contains_key(key) {
+            return Ok(None);
+        }
+        self.bool_or(key, false).map(Some)
+    }
+
+    /// A table given as `key`'s value: its keys read under `{prefix}` (`[cache]`, …).
+    pub fn table(prefix: &str, value: Value) -> Result<Fields, ConfigError> {
+        match value {
+            Value::Object(map) => Ok(Fields::new(prefix, map)),
+            _ => Err(ConfigError::key(prefix, "must be a table")),
         }
     }
 

@@ -84,18 +84,23 @@ pub async fn subject_token(
     .await
 }
 
-/// The `exp` of a JWT the cloud returned (ACR refresh/access tokens), in ms since the
-/// epoch — read, not verified: the cloud that issued it is the one that checks it, and
-/// the broker only needs to know how long to report and cache it.
-pub fn jwt_expiry_ms(token: &str) -> Option<u64> {
+/// The claims of a JWT a cloud returned (ACR, Quay, JFrog tokens) — read, not verified:
+/// the cloud that issued it is the one that checks it; the broker only needs to know how
+/// long to report and cache it, and (JFrog) whose name to log in with.
+pub fn jwt_claims(token: &str) -> Option<Value> {
     use base64::Engine as _;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.get("exp")?.as_u64()?;
-    exp.checked_mul(1000)
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(Value::is_object)
+}
+
+/// The `exp` of a JWT a cloud returned, in ms since the epoch (see [`jwt_claims`]).
+pub fn jwt_expiry_ms(token: &str) -> Option<u64> {
+    jwt_claims(token)?.get("exp")?.as_u64()?.checked_mul(1000)
 }
 
 #[cfg(test)]

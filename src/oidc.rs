@@ -8,10 +8,10 @@
 //! isolate serves the same bytes.
 
 use jwt_compact::{Claims, Header};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::config_support::{in_range, is_loopback_http, lenient};
+use crate::config_support::{in_range, is_loopback_http, Fields};
 use crate::error::ConfigError;
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::{KeyFamily, Signer};
@@ -28,19 +28,31 @@ fn default_token_seconds() -> u64 {
 }
 
 /// `[oidc]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcConfig {
     /// The broker's public URL: `https://host[:port]`, no path (http only on loopback).
     pub issuer: String,
     /// NAMES of worker secrets holding PKCS#8 PEM keys; the first signs, all are published.
     pub signing_keys: Vec<String>,
     /// Lifetime of the tokens the broker mints (60–3600 s).
-    #[serde(default = "default_token_seconds", deserialize_with = "lenient::u64")]
     pub token_seconds: u64,
 }
 
 impl OidcConfig {
+    /// `[oidc]` as written, read with [`Fields`].
+    pub fn parse(value: Value) -> Result<Self, ConfigError> {
+        let mut f = Fields::table("oidc", value)?;
+        let config = OidcConfig {
+            issuer: f.string("issuer")?,
+            signing_keys: f
+                .opt_string_list("signing_keys")?
+                .ok_or_else(|| ConfigError::key("oidc.signing_keys", "is required"))?,
+            token_seconds: f.u64_or("token_seconds", default_token_seconds())?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let rest = self
             .issuer

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config_support::{in_range, lenient, validate_url};
+use crate::config_support::{in_range, validate_url, Fields};
 use crate::error::{ConfigError, ErrorCode, PublicError, PublicFailure};
 use crate::project::ProjectName;
 
@@ -23,11 +23,9 @@ pub use authz::authorize;
 pub use jwt::Verifier;
 
 /// `[auth]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthConfig {
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
-    #[serde(deserialize_with = "lenient::u64")]
     pub leeway_seconds: u64,
     /// Claim (string array) listing the projects a caller may use.
     pub projects_claim: String,
@@ -37,13 +35,10 @@ pub struct AuthConfig {
     pub issuers: Vec<IssuerConfig>,
     pub service_accounts: Vec<ServiceAccountRule>,
     /// Longer bearer tokens are rejected before any parsing.
-    #[serde(deserialize_with = "lenient::u64")]
     pub max_token_bytes: u64,
     /// How long a fetched JWKS is used before it is fetched again.
-    #[serde(deserialize_with = "lenient::u64")]
     pub jwks_cache_seconds: u64,
     /// Minimum time between two fetches of one issuer's keys, whatever `kid`s arrive.
-    #[serde(deserialize_with = "lenient::u64")]
     pub jwks_min_refetch_seconds: u64,
 }
 
@@ -64,37 +59,45 @@ impl Default for AuthConfig {
 }
 
 /// One trusted token issuer (`[[auth.issuers]]`) with exactly one key source.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     /// Must equal the token's `iss`.
     pub issuer: String,
     /// Must be in the token's `aud`.
     pub audience: String,
     /// NAME of the worker secret holding a base64 HS256 key (≥ 32 bytes).
-    #[serde(default)]
     pub hs256_secret: Option<String>,
     /// Inline JWKS: a JSON string or a table.
-    #[serde(default)]
     pub jwks: Option<Value>,
-    #[serde(default)]
     pub jwks_url: Option<String>,
     /// Find `jwks_uri` at `{issuer}/.well-known/openid-configuration`.
-    #[serde(default, deserialize_with = "lenient::bool")]
     pub discovery: bool,
     /// Whether this issuer's `projects`/admin claims grant access. Default: only for
     /// first-party HS256 issuers (the broker's own backend); a newly added IdP's claims
     /// grant nothing unless the operator says so. See [`IssuerConfig::grants_by_claims`].
-    #[serde(default, deserialize_with = "lenient::option_bool")]
     pub claims_grant_access: Option<bool>,
     /// Claims that name a workload's owner, for service-account rules on this issuer.
     /// Built in for GitHub Actions and gitlab.com (see [`owner`]); required for any other
     /// issuer that service-account rules name.
-    #[serde(default)]
     pub owner_claims: Option<Vec<String>>,
 }
 
 impl IssuerConfig {
+    fn parse(mut f: Fields) -> Result<Self, ConfigError> {
+        let config = IssuerConfig {
+            issuer: f.string("issuer")?,
+            audience: f.string("audience")?,
+            hs256_secret: f.opt_string("hs256_secret")?,
+            jwks: f.take("jwks"),
+            jwks_url: f.opt_string("jwks_url")?,
+            discovery: f.bool_or("discovery", false)?,
+            claims_grant_access: f.opt_bool("claims_grant_access")?,
+            owner_claims: f.opt_string_list("owner_claims")?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
+
     /// `claims_grant_access`, or its default: true only for HS256 (first-party) issuers.
     pub fn grants_by_claims(&self) -> bool {
         self.claims_grant_access
@@ -122,7 +125,52 @@ pub struct ServiceAccountRule {
     pub claims: BTreeMap<String, String>,
 }
 
+impl ServiceAccountRule {
+    fn parse(mut f: Fields) -> Result<Self, ConfigError> {
+        let config = ServiceAccountRule {
+            project: f.string("project")?,
+            issuer: f.string("issuer")?,
+            audience: f.string("audience")?,
+            claims: f
+                .opt_string_map("claims")?
+                .ok_or_else(|| ConfigError::key(format!("{}.claims", f.prefix()), "is required"))?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
+}
+
 impl AuthConfig {
+    /// `[auth]` as written (every key optional), read with [`Fields`].
+    pub fn parse(value: Value) -> Result<Self, ConfigError> {
+        let mut f = Fields::table("auth", value)?;
+        let d = AuthConfig::default();
+        let issuers = f
+            .table_list("issuers")?
+            .into_iter()
+            .map(IssuerConfig::parse)
+            .collect::<Result<_, _>>()?;
+        let service_accounts = f
+            .table_list("service_accounts")?
+            .into_iter()
+            .map(ServiceAccountRule::parse)
+            .collect::<Result<_, _>>()?;
+        let config = AuthConfig {
+            leeway_seconds: f.u64_or("leeway_seconds", d.leeway_seconds)?,
+            projects_claim: f.string_or("projects_claim", &d.projects_claim)?,
+            admin_claim: f.string_or("admin_claim", &d.admin_claim)?,
+            admins: f.opt_string_list("admins")?.unwrap_or_default(),
+            issuers,
+            service_accounts,
+            max_token_bytes: f.u64_or("max_token_bytes", d.max_token_bytes)?,
+            jwks_cache_seconds: f.u64_or("jwks_cache_seconds", d.jwks_cache_seconds)?,
+            jwks_min_refetch_seconds: f
+                .u64_or("jwks_min_refetch_seconds", d.jwks_min_refetch_seconds)?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.leeway_seconds > 600 {
             return Err(ConfigError::key(

@@ -10,6 +10,7 @@
 //! the [`RegistryConfig`] enum, [`RegistryConfig::section`] and [`KINDS`].
 
 pub mod acr;
+pub mod artifactory;
 pub mod docker;
 pub mod ecr;
 pub mod gar;
@@ -31,6 +32,7 @@ use crate::secrets::{SecretString, Secrets};
 use crate::upstream::UpstreamError;
 
 pub use acr::AcrConfig;
+pub use artifactory::ArtifactoryConfig;
 pub use docker::DockerConfig;
 pub use ecr::EcrConfig;
 pub use gar::GarConfig;
@@ -48,6 +50,7 @@ pub enum RegistryConfig {
     Acr(AcrConfig),
     Static(StaticConfig),
     Quay(QuayConfig),
+    Artifactory(ArtifactoryConfig),
 }
 
 /// Every provider's `type` and parser, in the order error messages list them.
@@ -59,6 +62,7 @@ const KINDS: &[Kind] = &[
     Kind::of::<AcrConfig>(),
     Kind::of::<StaticConfig>(),
     Kind::of::<QuayConfig>(),
+    Kind::of::<ArtifactoryConfig>(),
 ];
 
 impl RegistryConfig {
@@ -72,6 +76,7 @@ impl RegistryConfig {
             RegistryConfig::Acr(c) => c,
             RegistryConfig::Static(c) => c,
             RegistryConfig::Quay(c) => c,
+            RegistryConfig::Artifactory(c) => c,
         }
     }
 
@@ -459,7 +464,7 @@ mod tests {
         let err = RegistryConfig::from_table(json!({"type": "harbour"})).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`, `gar`, `acr`, `static`, `quay`"
+            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`, `gar`, `acr`, `static`, `quay`, `artifactory`"
         );
     }
 }

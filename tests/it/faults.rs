@@ -267,14 +267,16 @@ fn cloud_faults_map_to_documented_codes_within_bounds() {
             ENTRA => json_ok(json!({"access_token": "entra-at", "expires_in": 3599})),
             ACR_EXCHANGE => json_ok(json!({"refresh_token": acr_jwt(NOW_S + 10_800, "r")})),
             QUAY => json_ok(json!({"token": acr_jwt(NOW_S + 3_600, "q")})),
+            JFROG => json_ok(json!({"access_token": jfrog_token(NOW_S + 3_600)})),
             _ => json_ok(json!({"access_token": acr_jwt(NOW_S + 4_500, "a")})),
         };
         String::from_utf8(answer.unwrap().body).unwrap()
     };
-    let chains: [(&str, &[&str]); 3] = [
+    let chains: [(&str, &[&str]); 4] = [
         ("gar", &[GOOGLE_STS, GOOGLE_SA]),
         ("acr", &[ENTRA, ACR_EXCHANGE, ACR_TOKEN]),
         ("quay", &[QUAY]),
+        ("artifactory", &[JFROG]),
     ];
     for (kind, chain) in chains {
         for (i, upstream) in chain.iter().enumerate() {
@@ -290,6 +292,7 @@ fn cloud_faults_map_to_documented_codes_within_bounds() {
                         v
                     }
                     "quay" => quay_vars(),
+                    "artifactory" => artifactory_vars(),
                     _ => acr_vars(),
                 };
                 let b = cloud_broker(kind, &vars).unwrap();

@@ -588,3 +588,87 @@ fn quay_federates_the_projects_robot() {
         .unwrap()
         .contains("oidc.signing_keys"));
 }
+
+pub const JFROG: &str = "https://rise.jfrog.io/access/api/v1/oidc/token";
+
+pub fn artifactory_vars() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RISE_REGISTRY__URL", "https://rise.jfrog.io"),
+        ("RISE_REGISTRY__PROVIDER_NAME", "rise-broker"),
+        ("RISE_REGISTRY__REGISTRY_URL", "rise.jfrog.io"),
+        ("RISE_REGISTRY__IDENTITY_MAPPING", "rise-{project}-{access}"),
+    ]
+}
+
+/// A JFrog access token (unsigned here) whose `sub` names the mapped user.
+pub fn jfrog_token(exp_s: i64) -> String {
+    let enc = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.c2ln",
+        enc(json!({"alg": "RS256"})),
+        enc(json!({"sub": "jfac@01rise/users/rise-my-app-push", "exp": exp_s}))
+    )
+}
+
+#[test]
+fn artifactory_exchanges_at_the_platform_and_logs_in_as_the_mapped_user() {
+    let b = cloud_broker("artifactory", &artifactory_vars()).unwrap();
+    let http = FakeHttp::new();
+    let token = jfrog_token(NOW_S + 7200);
+    http.script(
+        JFROG,
+        vec![json_ok(json!({"access_token": token, "expires_in": 900,
+                            "token_type": "Bearer"}))],
+    );
+    let (status, body) = issue(&b, &http, "project=my-app");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"credentials": {"registry_url": "rise.jfrog.io", "username": "rise-my-app-push",
+            "password": token, "expires_in": 840},
+            "repository": "docker-local/my-app", "image": "rise.jfrog.io/docker-local/my-app",
+            "auth_method": "login_credentials"})
+    );
+    let call = &http.calls_for(JFROG)[0];
+    assert!(call.headers.iter().all(|(k, _)| k != "authorization"));
+    let sent: Value = serde_json::from_slice(&call.body).unwrap();
+    let subject = sent["subject_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        sent,
+        json!({"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+               "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+               "subject_token": subject, "provider_name": "rise-broker",
+               "identity_mapping_name": "rise-my-app-push"})
+    );
+    assert_eq!(jwt_part(&subject, 0)["alg"], "RS256");
+    assert_eq!(jwt_part(&subject, 1)["aud"], "https://rise.jfrog.io");
+    assert_eq!(jwt_part(&subject, 1)["sub"], "project:my-app:push");
+    // Without `expires_in` the token's own `exp` counts.
+    let http = FakeHttp::new();
+    http.script(
+        JFROG,
+        vec![json_ok(json!({"access_token": jfrog_token(NOW_S + 600)}))],
+    );
+    let (status, body) = issue(&b, &http, "project=my-app&access=pull");
+    assert_eq!(
+        (status, body["credentials"]["expires_in"].as_i64()),
+        (200, Some(540))
+    );
+    // JFrog's error shape is a denial, not retried.
+    let http = FakeHttp::new();
+    http.script(
+        JFROG,
+        vec![Ok(OutboundResponse {
+            status: 401,
+            headers: vec![],
+            body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"no mapping for project:other-app:push"}]}"#.to_vec(),
+        })],
+    );
+    let (status, body) = issue(&b, &http, "project=other-app");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("upstream_denied"))
+    );
+    assert!(!body.to_string().contains("mapping"));
+    assert_eq!(http.calls_to(JFROG), 1);
+}

@@ -236,6 +236,7 @@ async fn signing_on_webcrypto() {
             lifetime_seconds: 300,
             extra: Default::default(),
             header: jwt_compact::Header::empty(),
+            family: rise_registry_broker::signer::KeyFamily::Any,
         };
         let token = issuer.mint(mint, NOW_MS).await;
         let issuers = json!([{"issuer": "https://broker.example.com", "audience": "rise",
@@ -333,6 +334,7 @@ async fn sign_speed_in_wasm() {
                 lifetime_seconds: 300,
                 extra: Default::default(),
                 header: jwt_compact::Header::empty(),
+                family: rise_registry_broker::signer::KeyFamily::Any,
             };
             assert!(!issuer.mint(mint, NOW_MS).await.expose().is_empty());
         }
