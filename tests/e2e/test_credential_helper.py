@@ -222,7 +222,8 @@ class GitHubTokenEndpoint:
             def do_GET(self):
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 outer.hits.append((self.headers.get("Authorization"), query))
-                good = (self.headers.get("Authorization") == f"Bearer {RUNTIME_TOKEN}"
+                scheme, _, credential = (self.headers.get("Authorization") or "").partition(" ")
+                good = (scheme.lower() == "bearer" and credential == RUNTIME_TOKEN
                         and query.get("audience") == ["rise"] and query.get("api-version") == ["2.0"])
                 body = json.dumps({"count": 1, "value": token} if good else {"message": "Bad credentials"})
                 self.send_response(200 if good else 401)

@@ -249,7 +249,9 @@ def test_login_script_logs_skopeo_in_and_the_action_logs_in_and_out(world, secre
 
     class Oidc(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            assert self.headers["Authorization"] == "bearer runtime-token"
+            # The auth scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+            scheme, _, credential = self.headers["Authorization"].partition(" ")
+            assert (scheme.lower(), credential) == ("bearer", "runtime-token")
             body = json.dumps({"value": token}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
