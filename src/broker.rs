@@ -125,6 +125,21 @@ impl Broker {
         self.cache.len()
     }
 
+    /// The scheduled handler: the provider's sweep (see
+    /// [`crate::registry::RegistryProvider::sweep`]), as one JSON log line; `None` when
+    /// the provider has nothing to sweep.
+    pub async fn sweep(&self, ctx: &Context<'_>) -> Option<String> {
+        let kind = self.provider.kind();
+        let line = match self.provider.sweep(ctx).await? {
+            Ok(report) => serde_json::json!({"event": "sweep", "provider": kind, "outcome": "ok",
+                                             "report": report}),
+            // Names the failed call and the cloud's code, never a token.
+            Err(error) => serde_json::json!({"event": "sweep", "provider": kind,
+                                             "outcome": "error", "error": error.to_string()}),
+        };
+        Some(line.to_string())
+    }
+
     /// Issues for an authorized request. A hit makes no upstream call; concurrent misses
     /// on one key share one issuance (single-flight); a credential past its refresh point
     /// is refetched and served only if that fails. Failures are never cached.

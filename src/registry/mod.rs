@@ -14,6 +14,7 @@ pub mod artifactory;
 pub mod docker;
 pub mod ecr;
 pub mod gar;
+pub mod gitlab;
 pub mod quay;
 pub mod registry_token;
 pub mod static_token;
@@ -36,6 +37,7 @@ pub use artifactory::ArtifactoryConfig;
 pub use docker::DockerConfig;
 pub use ecr::EcrConfig;
 pub use gar::GarConfig;
+pub use gitlab::GitlabConfig;
 pub use quay::QuayConfig;
 pub use registry_token::RegistryTokenConfig;
 pub use static_token::StaticConfig;
@@ -51,6 +53,7 @@ pub enum RegistryConfig {
     Static(StaticConfig),
     Quay(QuayConfig),
     Artifactory(ArtifactoryConfig),
+    Gitlab(GitlabConfig),
 }
 
 /// Every provider's `type` and parser, in the order error messages list them.
@@ -63,6 +66,7 @@ const KINDS: &[Kind] = &[
     Kind::of::<StaticConfig>(),
     Kind::of::<QuayConfig>(),
     Kind::of::<ArtifactoryConfig>(),
+    Kind::of::<GitlabConfig>(),
 ];
 
 impl RegistryConfig {
@@ -77,6 +81,7 @@ impl RegistryConfig {
             RegistryConfig::Static(c) => c,
             RegistryConfig::Quay(c) => c,
             RegistryConfig::Artifactory(c) => c,
+            RegistryConfig::Gitlab(c) => c,
         }
     }
 
@@ -318,6 +323,21 @@ pub struct UpstreamTrace {
     pub subrequests: u32,
 }
 
+/// What one sweep did, for its log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Upstream containers looked at (GitLab projects).
+    pub examined: u32,
+    /// The broker's own expired credentials deleted.
+    pub deleted: u32,
+    /// Deletions that failed (retried by the next run).
+    pub failed: u32,
+    /// Outbound calls made (bounded per run).
+    pub subrequests: u32,
+    /// The call budget ran out before everything was looked at.
+    pub truncated: bool,
+}
+
 /// Why a provider could not issue credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
@@ -422,6 +442,14 @@ pub trait RegistryProvider {
         None
     }
 
+    /// The scheduled handler's work for providers that mint credentials which live on
+    /// upstream after the broker stops using them (GitLab deploy tokens): delete this
+    /// broker's own expired ones — never anyone else's — within a bounded number of
+    /// calls. `None`: nothing to sweep.
+    async fn sweep(&self, _ctx: &Context<'_>) -> Option<Result<SweepReport, ProviderError>> {
+        None
+    }
+
     /// Issues credentials; records every upstream call in `trace`, success or not.
     async fn credentials(
         &self,
@@ -464,7 +492,7 @@ mod tests {
         let err = RegistryConfig::from_table(json!({"type": "harbour"})).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`, `gar`, `acr`, `static`, `quay`, `artifactory`"
+            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`, `gar`, `acr`, `static`, `quay`, `artifactory`, `gitlab`"
         );
     }
 }

@@ -411,7 +411,7 @@ impl TokenServer for RegistryTokenProvider {
             )
             .await;
         let issued_at = chrono::DateTime::from_timestamp_millis(ctx.now_ms as i64)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default();
         Ok(TokenGrant {
             body: json!({

@@ -131,6 +131,33 @@ pub fn fetch_export(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<Js
     }
 }
 
+/// The exported `scheduled` handler (`[triggers] crons` in wrangler.toml): the
+/// provider's sweep — GitLab deletes the broker's own expired deploy tokens — as one log
+/// line. Providers with nothing to sweep log nothing. A broker that cannot load logs its
+/// config error, as the first request would.
+#[wasm_bindgen(js_name = scheduled)]
+pub fn scheduled_export(_event: JsValue, env: Env, _ctx: JsValue) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let broker = broker(&env).await;
+        let Ok(broker) = broker.as_ref() else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let secrets = EnvSecrets(&env);
+        let http = fetch::WorkerFetch;
+        let ctx = RequestContext {
+            now_ms: now_ms(),
+            clock: &WorkerClock,
+            http: &http,
+            secrets: &secrets,
+            sleeper: &fetch::WorkerSleeper,
+        };
+        if let Some(line) = broker.sweep(&ctx).await {
+            console_log!("{}", line);
+        }
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
 /// The runtime's `Request` and `Response` directly: `worker`'s wrappers would read
 /// `request.cf` and rebuild the response, a tenth of a cache hit's CPU in the workerd
 /// profile. An `Err` is a JS exception (building the `Response` failed): the runtime

@@ -14,6 +14,7 @@ mod config_layers;
 mod ecr_provider;
 mod faults;
 mod federation;
+mod gitlab;
 mod jwks_remote;
 mod jwt_vectors;
 mod oidc;
