@@ -17,7 +17,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(token jwks sts_xml ecr_json vars_overlay query gar_json acr_json artifactory_json gitlab_json)
+[ ${#targets[@]} -gt 0 ] || targets=(token jwks sts_xml ecr_json vars_overlay query gar_json acr_json artifactory_json gitlab_json harbor_json)
 cargo "+$RISE_NIGHTLY" fuzz build >/dev/null
 for target in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$target" target

@@ -29,9 +29,10 @@ use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
-use crate::upstream::retry::{self, Call, RetryPolicy, MAX_BACKOFF_MS};
+use crate::upstream::call;
+use crate::upstream::retry::MAX_BACKOFF_MS;
 use crate::upstream::{
-    form_post, json_error, json_token, record, reported_expiry, ErrorAnswer, Step, UpstreamError,
+    form_post, json_error, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError,
 };
 
 const ENTRA_TOKEN: Step = Step::new("Azure", "Entra client credentials");
@@ -363,17 +364,15 @@ impl AcrProvider {
         ctx: &Context<'_>,
         trace: &mut UpstreamTrace,
     ) -> Result<SecretString, UpstreamError> {
-        let call = Call {
+        let (response, attempts) = call(
             step,
-            policy: RetryPolicy::new(self.config.max_attempts as u32),
-            http: ctx.http,
-            sleeper: ctx.sleeper,
-            parse_error: azure_error,
-        };
-        let (response, attempts) = record(
+            self.config.max_attempts,
+            azure_error,
+            request,
+            ctx,
             trace,
-            retry::send(&call, ctx.now_ms, |_| Ok(request.clone())).await,
-        )?;
+        )
+        .await?;
         trace.request_ids.extend(
             response
                 .header("x-ms-request-id")

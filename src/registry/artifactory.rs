@@ -24,12 +24,13 @@ use crate::config_support::{base_url, in_range};
 use crate::error::ConfigError;
 use crate::federation::{self, jwt_claims, Profile};
 use crate::oidc::TokenIssuer;
-use crate::runtime::{Context, OutboundRequest, OutboundResponse, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
-use crate::upstream::retry::{self, Call, RetryPolicy, MAX_BACKOFF_MS};
+use crate::upstream::call;
+use crate::upstream::retry::MAX_BACKOFF_MS;
 use crate::upstream::{
-    json_error, json_token, record, reported_expiry, ErrorAnswer, Step, UpstreamError,
+    json_error, json_request, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError,
 };
 
 const EXCHANGE: Step = Step::new("JFrog", "OIDC token exchange");
@@ -136,18 +137,15 @@ pub fn exchange_request(
     if let Some(mapping) = identity_mapping {
         body["identity_mapping_name"] = mapping.into();
     }
-    OutboundRequest {
-        method: "POST",
-        url: endpoint.to_owned(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("accept".into(), "application/json".into()),
-        ],
-        body: body.to_string().into_bytes(),
+    // No `Authorization`: JFrog's own client (setup-jfrog-cli) sends none.
+    json_request(
+        "POST",
+        endpoint.to_owned(),
+        None,
+        Some(&body),
         timeout_ms,
-        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        response_headers: &[],
-    }
+        &[],
+    )
 }
 
 /// JFrog's answer: the access token, the docker username (see [`docker_username`]) and
@@ -224,17 +222,8 @@ impl RegistryProvider for ArtifactoryProvider {
             &token,
             c.timeout_ms,
         );
-        let call = Call {
-            step: EXCHANGE,
-            policy: RetryPolicy::new(c.max_attempts as u32),
-            http: ctx.http,
-            sleeper: ctx.sleeper,
-            parse_error: jfrog_error,
-        };
-        let (response, attempts) = record(
-            trace,
-            retry::send(&call, ctx.now_ms, |_| Ok(outbound.clone())).await,
-        )?;
+        let (response, attempts) =
+            call(EXCHANGE, c.max_attempts, jfrog_error, outbound, ctx, trace).await?;
         let (password, username, expires_at_ms) =
             parse_exchange_response(&response.body, ctx.clock.now_ms())
                 .ok_or_else(|| UpstreamError::unusable(EXCHANGE, attempts, "UnreadableResponse"))?;

@@ -22,12 +22,14 @@ use crate::config_support::{base_url, in_range, Fields};
 use crate::error::ConfigError;
 use crate::federation::{self, Profile};
 use crate::oidc::TokenIssuer;
-use crate::runtime::{Context, OutboundRequest, OutboundResponse, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
-use crate::upstream::retry::{self, Call, RetryPolicy, MAX_BACKOFF_MS};
+use crate::upstream::call;
+use crate::upstream::retry::MAX_BACKOFF_MS;
 use crate::upstream::{
-    form_post, json_error, record, reported_expiry, ErrorAnswer, IssuedToken, Step, UpstreamError,
+    form_post, json_error, json_request, reported_expiry, ErrorAnswer, IssuedToken, Step,
+    UpstreamError,
 };
 
 const STS: Step = Step::new("Google", "STS token exchange");
@@ -272,21 +274,17 @@ pub fn generate_access_token_request(
     timeout_ms: u64,
 ) -> OutboundRequest {
     let body = json!({"scope": [CLOUD_PLATFORM], "lifetime": format!("{lifetime_seconds}s")});
-    OutboundRequest {
-        method: "POST",
-        url: format!(
+    let bearer = format!("Bearer {}", sts_token.expose());
+    json_request(
+        "POST",
+        format!(
             "{iamcredentials_endpoint}/v1/projects/-/serviceAccounts/{service_account}:generateAccessToken"
         ),
-        headers: vec![
-            ("authorization".into(), format!("Bearer {}", sts_token.expose())),
-            ("content-type".into(), "application/json".into()),
-            ("accept".into(), "application/json".into()),
-        ],
-        body: body.to_string().into_bytes(),
+        Some(("authorization", &bearer)),
+        Some(&body),
         timeout_ms,
-        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        response_headers: RESPONSE_HEADERS,
-    }
+        RESPONSE_HEADERS,
+    )
 }
 
 /// `{"accessToken", "expireTime"}` (RFC 3339, e.g. `2026-11-30T16:00:00Z`).
@@ -319,28 +317,6 @@ pub struct GarProvider {
     sts_endpoint: String,
     iamcredentials_endpoint: String,
     registry_url: String,
-}
-
-impl GarProvider {
-    async fn call(
-        &self,
-        step: Step,
-        ctx: &Context<'_>,
-        trace: &mut UpstreamTrace,
-        request: OutboundRequest,
-    ) -> Result<(OutboundResponse, u32), UpstreamError> {
-        let call = Call {
-            step,
-            policy: RetryPolicy::new(self.config.max_attempts as u32),
-            http: ctx.http,
-            sleeper: ctx.sleeper,
-            parse_error: google_error,
-        };
-        record(
-            trace,
-            retry::send(&call, ctx.now_ms, |_| Ok(request.clone())).await,
-        )
-    }
 }
 
 #[async_trait(?Send)]
@@ -396,7 +372,7 @@ impl RegistryProvider for GarProvider {
             &subject_token,
             c.timeout_ms,
         );
-        let (response, attempts) = self.call(STS, ctx, trace, sts).await?;
+        let (response, attempts) = call(STS, c.max_attempts, google_error, sts, ctx, trace).await?;
         let mut token = parse_sts_response(&response.body, ctx.clock.now_ms())
             .ok_or_else(|| UpstreamError::unusable(STS, attempts, "UnreadableResponse"))?;
         let mut last_step = STS;
@@ -409,9 +385,15 @@ impl RegistryProvider for GarProvider {
                 c.token_seconds,
                 c.timeout_ms,
             );
-            let (response, attempts) = self
-                .call(GENERATE_ACCESS_TOKEN, ctx, trace, generate)
-                .await?;
+            let (response, attempts) = call(
+                GENERATE_ACCESS_TOKEN,
+                c.max_attempts,
+                google_error,
+                generate,
+                ctx,
+                trace,
+            )
+            .await?;
             token = parse_generate_access_token_response(&response.body).ok_or_else(|| {
                 UpstreamError::unusable(GENERATE_ACCESS_TOKEN, attempts, "UnreadableResponse")
             })?;

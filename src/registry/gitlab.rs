@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
+use super::sweep::{self, SweepApi};
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, Fields,
     ProviderConfig, ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services,
@@ -24,11 +25,11 @@ use super::{
 use crate::config_support::{base_url, in_range};
 use crate::error::ConfigError;
 use crate::project::Access;
-use crate::runtime::{Context, OutboundRequest, OutboundResponse, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
-use crate::upstream::retry::{self, Call, RetryPolicy, MAX_BACKOFF_MS};
+use crate::upstream::retry::{ErrorParser, MAX_BACKOFF_MS};
 use crate::upstream::{
-    json_token, record, reported_expiry, ErrorAnswer, Step, UpstreamError, Verdict,
+    call, json_request, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError, Verdict,
 };
 
 const CREATE: Step = Step::new("GitLab", "create deploy token");
@@ -41,11 +42,6 @@ pub const TOKEN_SECRET: &str = "GITLAB_TOKEN";
 /// Every deploy token the broker creates is named `rise-broker-{project}-{access}-{hex}`:
 /// the sweeper deletes only expired tokens with this prefix.
 pub const NAME_PREFIX: &str = "rise-broker-";
-/// Outbound calls one sweep may make (Workers allows 50 subrequests per invocation on
-/// the free plan): the rest waits for the next run.
-pub const SWEEP_MAX_CALLS: u32 = 45;
-/// Pages of projects one sweep lists (100 each).
-const SWEEP_MAX_PROJECT_PAGES: u32 = 3;
 
 /// Path characters kept as they are; `/` (and everything else) is percent-encoded, as
 /// GitLab's API takes a project's full path as `:id`.
@@ -143,22 +139,8 @@ fn api_request(
     timeout_ms: u64,
     response_headers: &'static [&'static str],
 ) -> OutboundRequest {
-    let mut headers = vec![
-        ("private-token".to_owned(), token.expose().to_owned()),
-        ("accept".to_owned(), "application/json".to_owned()),
-    ];
-    if body.is_some() {
-        headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    }
-    OutboundRequest {
-        method,
-        url,
-        headers,
-        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-        timeout_ms,
-        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        response_headers,
-    }
+    let auth = Some(("private-token", token.expose()));
+    json_request(method, url, auth, body, timeout_ms, response_headers)
 }
 
 /// `POST /projects/:id/deploy_tokens` for one (project, access), expiring at
@@ -271,51 +253,39 @@ pub struct GitlabProvider {
     api: String,
 }
 
-impl GitlabProvider {
-    async fn call(
-        &self,
-        step: Step,
-        attempts: u64,
-        request: OutboundRequest,
-        ctx: &Context<'_>,
-        trace: &mut UpstreamTrace,
-    ) -> Result<(OutboundResponse, u32), UpstreamError> {
-        let call = Call {
-            step,
-            policy: RetryPolicy::new(attempts as u32),
-            http: ctx.http,
-            sleeper: ctx.sleeper,
-            parse_error: gitlab_error,
-        };
-        record(
-            trace,
-            retry::send(&call, ctx.now_ms, |_| Ok(request.clone())).await,
-        )
+/// The sweep's view of GitLab's API: projects the token maintains, their deploy tokens.
+struct GitlabSweep<'a> {
+    api: &'a str,
+    token: SecretString,
+    timeout_ms: u64,
+}
+
+impl SweepApi for GitlabSweep<'_> {
+    fn steps(&self) -> [Step; 3] {
+        [LIST_PROJECTS, LIST_TOKENS, DELETE_TOKEN]
     }
 
-    /// One page of projects the token maintains: their ids, and whether there is a next.
-    async fn project_page(
-        &self,
-        page: u32,
-        token: &SecretString,
-        ctx: &Context<'_>,
-        trace: &mut UpstreamTrace,
-    ) -> Result<(Vec<u64>, bool), UpstreamError> {
+    fn parse_error(&self) -> ErrorParser {
+        gitlab_error
+    }
+
+    fn containers(&self, page: u32) -> OutboundRequest {
         let url = format!(
             "{}/projects?min_access_level=40&simple=true&per_page=100&page={page}",
             self.api
         );
-        let request = api_request(
+        api_request(
             "GET",
             url,
-            token,
+            &self.token,
             None,
-            self.config.timeout_ms,
+            self.timeout_ms,
             &["x-next-page"],
-        );
-        let (response, attempts) = self.call(LIST_PROJECTS, 1, request, ctx, trace).await?;
-        let list: Vec<Value> = serde_json::from_slice(&response.body)
-            .map_err(|_| UpstreamError::unusable(LIST_PROJECTS, attempts, "UnreadableResponse"))?;
+        )
+    }
+
+    fn parse_containers(&self, response: &OutboundResponse) -> Option<(Vec<u64>, bool)> {
+        let list: Vec<Value> = serde_json::from_slice(&response.body).ok()?;
         let ids = list
             .iter()
             .filter_map(|p| p.get("id").and_then(Value::as_u64))
@@ -323,7 +293,21 @@ impl GitlabProvider {
         let more = response
             .header("x-next-page")
             .is_some_and(|n| !n.trim().is_empty());
-        Ok((ids, more))
+        Some((ids, more))
+    }
+
+    fn credentials(&self, project: u64) -> OutboundRequest {
+        let url = format!("{}/projects/{project}/deploy_tokens?per_page=100", self.api);
+        api_request("GET", url, &self.token, None, self.timeout_ms, &[])
+    }
+
+    fn expired_own(&self, body: &[u8], now_ms: u64) -> Option<Vec<u64>> {
+        expired_own_tokens(body, now_ms)
+    }
+
+    fn delete(&self, project: u64, token: u64) -> OutboundRequest {
+        let url = format!("{}/projects/{project}/deploy_tokens/{token}", self.api);
+        api_request("DELETE", url, &self.token, None, self.timeout_ms, &[])
     }
 }
 
@@ -363,9 +347,8 @@ impl RegistryProvider for GitlabProvider {
             &token,
             c.timeout_ms,
         );
-        let (response, attempts) = self
-            .call(CREATE, c.max_attempts, create, ctx, trace)
-            .await?;
+        let (response, attempts) =
+            call(CREATE, c.max_attempts, gitlab_error, create, ctx, trace).await?;
         let (username, password, stated_ms) = parse_create_response(&response.body)
             .ok_or_else(|| UpstreamError::unusable(CREATE, attempts, "UnreadableResponse"))?;
         // The earlier of what was asked and what GitLab says: a day-granular `expires_at`
@@ -384,56 +367,16 @@ impl RegistryProvider for GitlabProvider {
     }
 
     async fn sweep(&self, ctx: &Context<'_>) -> Option<Result<SweepReport, ProviderError>> {
-        Some(self.sweep_expired(ctx).await)
-    }
-}
-
-impl GitlabProvider {
-    /// Lists the projects the token maintains, and in each deletes the broker's own
-    /// expired deploy tokens, within [`SWEEP_MAX_CALLS`] calls (one attempt each: the
-    /// next run retries what failed).
-    async fn sweep_expired(&self, ctx: &Context<'_>) -> Result<SweepReport, ProviderError> {
-        let token = gitlab_token(ctx.secrets).map_err(ProviderError::Misconfigured)?;
-        let mut trace = UpstreamTrace::default();
-        let mut report = SweepReport::default();
-        let mut projects = Vec::new();
-        for page in 1..=SWEEP_MAX_PROJECT_PAGES {
-            let (ids, more) = self.project_page(page, &token, ctx, &mut trace).await?;
-            projects.extend(ids);
-            if !more {
-                break;
-            }
-            report.truncated = page == SWEEP_MAX_PROJECT_PAGES;
-        }
-        'projects: for id in projects {
-            if trace.subrequests >= SWEEP_MAX_CALLS {
-                report.truncated = true;
-                break;
-            }
-            report.examined += 1;
-            let url = format!("{}/projects/{id}/deploy_tokens?per_page=100", self.api);
-            let list = api_request("GET", url, &token, None, self.config.timeout_ms, &[]);
-            let Ok((response, _)) = self.call(LIST_TOKENS, 1, list, ctx, &mut trace).await else {
-                report.failed += 1;
-                continue;
-            };
-            let expired =
-                expired_own_tokens(&response.body, ctx.clock.now_ms()).unwrap_or_default();
-            for token_id in expired {
-                if trace.subrequests >= SWEEP_MAX_CALLS {
-                    report.truncated = true;
-                    break 'projects;
-                }
-                let url = format!("{}/projects/{id}/deploy_tokens/{token_id}", self.api);
-                let delete = api_request("DELETE", url, &token, None, self.config.timeout_ms, &[]);
-                match self.call(DELETE_TOKEN, 1, delete, ctx, &mut trace).await {
-                    Ok(_) => report.deleted += 1,
-                    Err(_) => report.failed += 1,
-                }
-            }
-        }
-        report.subrequests = trace.subrequests;
-        Ok(report)
+        let token = match gitlab_token(ctx.secrets) {
+            Ok(token) => token,
+            Err(e) => return Some(Err(ProviderError::Misconfigured(e))),
+        };
+        let api = GitlabSweep {
+            api: &self.api,
+            token,
+            timeout_ms: self.config.timeout_ms,
+        };
+        Some(sweep::sweep(&api, ctx).await)
     }
 }
 

@@ -15,9 +15,11 @@ pub mod docker;
 pub mod ecr;
 pub mod gar;
 pub mod gitlab;
+pub mod harbor;
 pub mod quay;
 pub mod registry_token;
 pub mod static_token;
+pub mod sweep;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -38,6 +40,7 @@ pub use docker::DockerConfig;
 pub use ecr::EcrConfig;
 pub use gar::GarConfig;
 pub use gitlab::GitlabConfig;
+pub use harbor::HarborConfig;
 pub use quay::QuayConfig;
 pub use registry_token::RegistryTokenConfig;
 pub use static_token::StaticConfig;
@@ -54,6 +57,7 @@ pub enum RegistryConfig {
     Quay(QuayConfig),
     Artifactory(ArtifactoryConfig),
     Gitlab(GitlabConfig),
+    Harbor(HarborConfig),
 }
 
 /// Every provider's `type` and parser, in the order error messages list them.
@@ -67,6 +71,7 @@ const KINDS: &[Kind] = &[
     Kind::of::<QuayConfig>(),
     Kind::of::<ArtifactoryConfig>(),
     Kind::of::<GitlabConfig>(),
+    Kind::of::<HarborConfig>(),
 ];
 
 impl RegistryConfig {
@@ -82,6 +87,7 @@ impl RegistryConfig {
             RegistryConfig::Quay(c) => c,
             RegistryConfig::Artifactory(c) => c,
             RegistryConfig::Gitlab(c) => c,
+            RegistryConfig::Harbor(c) => c,
         }
     }
 
@@ -492,7 +498,7 @@ mod tests {
         let err = RegistryConfig::from_table(json!({"type": "harbour"})).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`, `gar`, `acr`, `static`, `quay`, `artifactory`, `gitlab`"
+            "config key `registry.type` must be one of `docker`, `ecr`, `registry_token`, `gar`, `acr`, `static`, `quay`, `artifactory`, `gitlab`, `harbor`"
         );
     }
 }

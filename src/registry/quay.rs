@@ -25,8 +25,8 @@ use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
-use crate::upstream::retry::{self, Call, RetryPolicy, MAX_BACKOFF_MS};
-use crate::upstream::{json_token, record, reported_expiry, ErrorAnswer, Step, UpstreamError};
+use crate::upstream::retry::MAX_BACKOFF_MS;
+use crate::upstream::{call, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError};
 
 const FEDERATION: Step = Step::new("Quay", "robot federation token exchange");
 
@@ -228,17 +228,8 @@ impl RegistryProvider for QuayProvider {
         )
         .await;
         let outbound = federation_request(&self.url, &robot_account, &token, c.timeout_ms);
-        let call = Call {
-            step: FEDERATION,
-            policy: RetryPolicy::new(c.max_attempts as u32),
-            http: ctx.http,
-            sleeper: ctx.sleeper,
-            parse_error: quay_error,
-        };
-        let (response, attempts) = record(
-            trace,
-            retry::send(&call, ctx.now_ms, |_| Ok(outbound.clone())).await,
-        )?;
+        let (response, attempts) =
+            call(FEDERATION, c.max_attempts, quay_error, outbound, ctx, trace).await?;
         let password = parse_federation_response(&response.body)
             .ok_or_else(|| UpstreamError::unusable(FEDERATION, attempts, "UnreadableResponse"))?;
         let expires_at_ms = jwt_expiry_ms(password.expose())

@@ -268,6 +268,59 @@ pub fn form_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// A JSON API request: `accept: application/json`, the caller's authorization header
+/// (`authorization`, `private-token`) when given, and a JSON body when given.
+pub fn json_request(
+    method: &'static str,
+    url: String,
+    auth: Option<(&str, &str)>,
+    body: Option<&Value>,
+    timeout_ms: u64,
+    response_headers: &'static [&'static str],
+) -> OutboundRequest {
+    let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
+    if let Some((name, value)) = auth {
+        headers.push((name.to_owned(), value.to_owned()));
+    }
+    if body.is_some() {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    }
+    OutboundRequest {
+        method,
+        url,
+        headers,
+        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        timeout_ms,
+        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        response_headers,
+    }
+}
+
+/// One call whose request is the same on every attempt (all but SigV4-signed ones):
+/// sent under the retry policy with `max_attempts`, its attempts counted in `trace`.
+/// One function for every provider, so the Wasm holds the retry loop once.
+pub async fn call(
+    step: Step,
+    max_attempts: u64,
+    parse_error: retry::ErrorParser,
+    request: OutboundRequest,
+    ctx: &crate::runtime::Context<'_>,
+    trace: &mut crate::registry::UpstreamTrace,
+) -> Result<(OutboundResponse, u32), UpstreamError> {
+    let policy = retry::RetryPolicy::new(u32::try_from(max_attempts).unwrap_or(1));
+    let call = retry::Call {
+        step,
+        policy,
+        http: ctx.http,
+        sleeper: ctx.sleeper,
+        parse_error,
+    };
+    record(
+        trace,
+        retry::send(&call, ctx.now_ms, |_| Ok(request.clone())).await,
+    )
+}
+
 /// Counts a retried call's attempts in the audit trace, whatever its outcome.
 pub fn record<T>(
     trace: &mut crate::registry::UpstreamTrace,

@@ -15,6 +15,7 @@ mod ecr_provider;
 mod faults;
 mod federation;
 mod gitlab;
+mod harbor;
 mod jwks_remote;
 mod jwt_vectors;
 mod oidc;
