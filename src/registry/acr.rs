@@ -21,7 +21,7 @@ use super::{
     namespaced, validate_location, AuthMethod, CredentialRequest, ProviderConfig, ProviderError,
     RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
-use crate::config_support::{base_url, in_range, Fields};
+use crate::config_support::{base_url, Fields};
 use crate::error::ConfigError;
 use crate::federation::{self, jwt_expiry_ms, Profile};
 use crate::oidc::TokenIssuer;
@@ -30,7 +30,6 @@ use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
 use crate::upstream::call;
-use crate::upstream::retry::MAX_BACKOFF_MS;
 use crate::upstream::{
     form_post, json_error, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError,
 };
@@ -206,8 +205,7 @@ impl ProviderConfig for AcrConfig {
         if let Some(url) = &self.acr_endpoint {
             base_url("registry.acr_endpoint", url)?;
         }
-        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
-        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
+        crate::upstream::validate_limits(self.timeout_ms, self.max_attempts)?;
         Ok(())
     }
 
@@ -390,11 +388,12 @@ impl RegistryProvider for AcrProvider {
     }
 
     fn worst_case_ms(&self) -> u64 {
-        let attempts = self.config.max_attempts;
-        let per_call =
-            attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS;
-        let calls = 2 + u64::from(self.config.scope_to_repository);
-        calls * per_call
+        let c = &self.config;
+        crate::upstream::worst_case_ms(
+            2 + u64::from(self.config.scope_to_repository),
+            c.max_attempts,
+            c.timeout_ms,
+        )
     }
 
     async fn credentials(

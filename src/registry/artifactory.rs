@@ -20,7 +20,7 @@ use super::{
     ProviderConfig, ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services,
     UpstreamTrace,
 };
-use crate::config_support::{base_url, in_range};
+use crate::config_support::base_url;
 use crate::error::ConfigError;
 use crate::federation::{self, jwt_claims, Profile};
 use crate::oidc::TokenIssuer;
@@ -28,7 +28,6 @@ use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
 use crate::upstream::call;
-use crate::upstream::retry::MAX_BACKOFF_MS;
 use crate::upstream::{
     json_error, json_request, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError,
 };
@@ -93,8 +92,7 @@ impl ProviderConfig for ArtifactoryConfig {
         if let Some(mapping) = &self.identity_mapping {
             validate_template("registry.identity_mapping", mapping, true)?;
         }
-        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
-        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
+        crate::upstream::validate_limits(self.timeout_ms, self.max_attempts)?;
         Ok(())
     }
 
@@ -193,8 +191,8 @@ impl RegistryProvider for ArtifactoryProvider {
     }
 
     fn worst_case_ms(&self) -> u64 {
-        let attempts = self.config.max_attempts;
-        attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS
+        let c = &self.config;
+        crate::upstream::worst_case_ms(1, c.max_attempts, c.timeout_ms)
     }
 
     async fn credentials(

@@ -25,7 +25,7 @@ use crate::project::{Access, ProjectName, MAX_PROJECT_LEN};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
-use crate::upstream::retry::{self, Call, ErrorParser, RetryPolicy, MAX_BACKOFF_MS};
+use crate::upstream::retry::{self, Call, ErrorParser, RetryPolicy};
 use crate::upstream::{
     log_safe, record, reported_expiry, ErrorAnswer, Step, UpstreamError, UpstreamKind,
 };
@@ -665,12 +665,9 @@ impl RegistryProvider for EcrProvider {
     }
 
     fn worst_case_ms(&self) -> u64 {
-        // Per call: every attempt timing out, plus the longest backoff between attempts.
-        let attempts = self.config.max_attempts;
-        let per_call =
-            attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS;
-        let calls = if self.config.role_arn.is_some() { 3 } else { 2 };
-        calls * per_call
+        let c = &self.config;
+        let calls = if c.role_arn.is_some() { 3 } else { 2 };
+        crate::upstream::worst_case_ms(calls, c.max_attempts, c.timeout_ms)
     }
 
     async fn credentials(

@@ -26,7 +26,6 @@ use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
 use crate::upstream::call;
-use crate::upstream::retry::MAX_BACKOFF_MS;
 use crate::upstream::{
     form_post, json_error, json_request, reported_expiry, ErrorAnswer, IssuedToken, Step,
     UpstreamError,
@@ -183,8 +182,7 @@ impl ProviderConfig for GarConfig {
         if let Some(url) = &self.iamcredentials_endpoint {
             base_url("registry.iamcredentials_endpoint", url)?;
         }
-        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
-        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
+        crate::upstream::validate_limits(self.timeout_ms, self.max_attempts)?;
         Ok(())
     }
 
@@ -326,11 +324,12 @@ impl RegistryProvider for GarProvider {
     }
 
     fn worst_case_ms(&self) -> u64 {
-        let attempts = self.config.max_attempts;
-        let per_call =
-            attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS;
-        let calls = 1 + u64::from(self.config.service_account.is_some());
-        calls * per_call
+        let c = &self.config;
+        crate::upstream::worst_case_ms(
+            1 + u64::from(self.config.service_account.is_some()),
+            c.max_attempts,
+            c.timeout_ms,
+        )
     }
 
     async fn credentials(

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
-use super::sweep::{self, SweepApi};
+use super::sweep::{self, SweepApi, NAME_PREFIX};
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, Fields,
     ProviderConfig, ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services,
@@ -27,7 +27,7 @@ use crate::error::ConfigError;
 use crate::project::Access;
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
-use crate::upstream::retry::{ErrorParser, MAX_BACKOFF_MS};
+use crate::upstream::retry::ErrorParser;
 use crate::upstream::{
     call, json_request, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError, Verdict,
 };
@@ -39,9 +39,6 @@ const DELETE_TOKEN: Step = Step::new("GitLab", "delete deploy token");
 
 /// The secret holding the broker's GitLab token.
 pub const TOKEN_SECRET: &str = "GITLAB_TOKEN";
-/// Every deploy token the broker creates is named `rise-broker-{project}-{access}-{hex}`:
-/// the sweeper deletes only expired tokens with this prefix.
-pub const NAME_PREFIX: &str = "rise-broker-";
 
 /// Path characters kept as they are; `/` (and everything else) is percent-encoded, as
 /// GitLab's API takes a project's full path as `:id`.
@@ -98,8 +95,7 @@ impl ProviderConfig for GitlabConfig {
             ));
         }
         in_range("registry.token_hours", self.token_hours, 1..=24)?;
-        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
-        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
+        crate::upstream::validate_limits(self.timeout_ms, self.max_attempts)?;
         Ok(())
     }
 
@@ -318,8 +314,8 @@ impl RegistryProvider for GitlabProvider {
     }
 
     fn worst_case_ms(&self) -> u64 {
-        let attempts = self.config.max_attempts;
-        attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS
+        let c = &self.config;
+        crate::upstream::worst_case_ms(1, c.max_attempts, c.timeout_ms)
     }
 
     async fn credentials(
@@ -331,12 +327,7 @@ impl RegistryProvider for GitlabProvider {
         let c = &self.config;
         let token = gitlab_token(ctx.secrets).map_err(ProviderError::Misconfigured)?;
         let project_path = fill(&c.project_path, request.project, request.access);
-        let nonce = crate::runtime::random_hex(4).unwrap_or_default();
-        let name = format!(
-            "{NAME_PREFIX}{}-{}-{nonce}",
-            request.project,
-            request.access.as_str()
-        );
+        let name = sweep::minted_name(request);
         let requested_s = (ctx.now_ms / 1000) as i64 + (c.token_hours * 3600) as i64;
         let create = create_request(
             &self.api,

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::sweep::{self, SweepApi};
+use super::sweep::{self, SweepApi, NAME_PREFIX};
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, Fields,
     ProviderConfig, ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services,
@@ -25,7 +25,7 @@ use crate::error::ConfigError;
 use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
-use crate::upstream::retry::{ErrorParser, MAX_BACKOFF_MS};
+use crate::upstream::retry::ErrorParser;
 use crate::upstream::{
     call, json_request, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError, Verdict,
 };
@@ -37,9 +37,6 @@ const DELETE_ROBOT: Step = Step::new("Harbor", "delete robot");
 
 pub const USERNAME_SECRET: &str = "HARBOR_USERNAME";
 pub const PASSWORD_SECRET: &str = "HARBOR_PASSWORD";
-/// Every robot the broker creates is named `rise-broker-{project}-{access}-{hex}`
-/// (Harbor stores it as `robot$<harbor project>+<name>`).
-pub const NAME_PREFIX: &str = "rise-broker-";
 
 /// `[registry]` with `type = "harbor"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +96,7 @@ impl ProviderConfig for HarborConfig {
             ));
         }
         in_range("registry.robot_days", self.robot_days, 1..=7)?;
-        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
-        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
+        crate::upstream::validate_limits(self.timeout_ms, self.max_attempts)?;
         Ok(())
     }
 
@@ -282,8 +278,8 @@ impl RegistryProvider for HarborProvider {
     }
 
     fn worst_case_ms(&self) -> u64 {
-        let attempts = self.config.max_attempts;
-        attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS
+        let c = &self.config;
+        crate::upstream::worst_case_ms(1, c.max_attempts, c.timeout_ms)
     }
 
     async fn credentials(
@@ -295,12 +291,7 @@ impl RegistryProvider for HarborProvider {
         let c = &self.config;
         let auth = basic_auth(ctx.secrets).map_err(ProviderError::Misconfigured)?;
         let harbor_project = fill(&c.harbor_project, request.project, request.access);
-        let nonce = crate::runtime::random_hex(4).unwrap_or_default();
-        let name = format!(
-            "{NAME_PREFIX}{}-{}-{nonce}",
-            request.project,
-            request.access.as_str()
-        );
+        let name = sweep::minted_name(request);
         let body = robot_create_body(
             &name,
             &harbor_project,

@@ -17,7 +17,7 @@ use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, ProviderConfig,
     ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
-use crate::config_support::{base_url, in_range, Fields};
+use crate::config_support::{base_url, Fields};
 use crate::error::ConfigError;
 use crate::federation::{self, jwt_expiry_ms, Profile};
 use crate::oidc::TokenIssuer;
@@ -25,7 +25,6 @@ use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
 use crate::signer::KeyFamily;
-use crate::upstream::retry::MAX_BACKOFF_MS;
 use crate::upstream::{call, json_token, reported_expiry, ErrorAnswer, Step, UpstreamError};
 
 const FEDERATION: Step = Step::new("Quay", "robot federation token exchange");
@@ -120,8 +119,7 @@ impl ProviderConfig for QuayConfig {
         if let Some(url) = &self.quay_endpoint {
             base_url("registry.quay_endpoint", url)?;
         }
-        in_range("registry.timeout_ms", self.timeout_ms, 100..=60_000)?;
-        in_range("registry.max_attempts", self.max_attempts, 1..=5)?;
+        crate::upstream::validate_limits(self.timeout_ms, self.max_attempts)?;
         Ok(())
     }
 
@@ -196,8 +194,8 @@ impl RegistryProvider for QuayProvider {
     }
 
     fn worst_case_ms(&self) -> u64 {
-        let attempts = self.config.max_attempts;
-        attempts * self.config.timeout_ms + attempts.saturating_sub(1) * MAX_BACKOFF_MS
+        let c = &self.config;
+        crate::upstream::worst_case_ms(1, c.max_attempts, c.timeout_ms)
     }
 
     async fn credentials(

@@ -8,6 +8,22 @@ use super::{ProviderError, SweepReport, UpstreamTrace};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::upstream::{call, retry::ErrorParser, Step, UpstreamError};
 
+/// Every robot or deploy token the broker creates is named
+/// `rise-broker-{project}-{access}-{8 hex}`: the sweeper deletes only expired ones with
+/// this prefix, never anyone else's.
+pub const NAME_PREFIX: &str = "rise-broker-";
+
+/// The name of a credential minted for (project, access): the prefix, who it is for,
+/// and a random suffix so a re-issue never collides with the one it replaces.
+pub fn minted_name(request: &super::CredentialRequest<'_>) -> String {
+    let nonce = crate::runtime::random_hex(4).unwrap_or_default();
+    format!(
+        "{NAME_PREFIX}{}-{}-{nonce}",
+        request.project,
+        request.access.as_str()
+    )
+}
+
 /// Outbound calls one sweep may make (Workers allows 50 subrequests per invocation on
 /// the free plan): the rest waits for the next run.
 pub const SWEEP_MAX_CALLS: u32 = 45;

@@ -268,6 +268,23 @@ pub fn form_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The longest `calls` sequential calls can take: every attempt timing out, plus the
+/// longest backoff between attempts (a single-flight follower's wait).
+pub fn worst_case_ms(calls: u64, max_attempts: u64, timeout_ms: u64) -> u64 {
+    let per_call =
+        max_attempts * timeout_ms + max_attempts.saturating_sub(1) * retry::MAX_BACKOFF_MS;
+    calls * per_call
+}
+
+/// `timeout_ms` (100–60,000) and `max_attempts` (1–5): every provider's per-call limits.
+pub fn validate_limits(
+    timeout_ms: u64,
+    max_attempts: u64,
+) -> Result<(), crate::error::ConfigError> {
+    crate::config_support::in_range("registry.timeout_ms", timeout_ms, 100..=60_000)?;
+    crate::config_support::in_range("registry.max_attempts", max_attempts, 1..=5)
+}
+
 /// A JSON API request: `accept: application/json`, the caller's authorization header
 /// (`authorization`, `private-token`) when given, and a JSON body when given.
 pub fn json_request(
