@@ -84,6 +84,23 @@ pub async fn subject_token(
     .await
 }
 
+/// [`subject_token`] with no extra claims and `[oidc] token_seconds`: what every cloud
+/// but AWS (which reads a source identity claim) needs.
+pub async fn plain_subject_token(
+    oidc: &TokenIssuer,
+    audience: &str,
+    family: KeyFamily,
+    request: &CredentialRequest<'_>,
+    now_ms: u64,
+) -> SecretString {
+    let profile = Profile {
+        audience,
+        family,
+        lifetime_seconds: oidc.token_seconds(),
+    };
+    subject_token(oidc, profile, request, Map::new(), now_ms).await
+}
+
 /// The claims of a JWT a cloud returned (ACR, Quay, JFrog tokens) — read, not verified:
 /// the cloud that issued it is the one that checks it; the broker only needs to know how
 /// long to report and cache it, and (JFrog) whose name to log in with.

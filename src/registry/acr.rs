@@ -23,7 +23,7 @@ use super::{
 };
 use crate::config_support::{base_url, Fields};
 use crate::error::ConfigError;
-use crate::federation::{self, jwt_expiry_ms, Profile};
+use crate::federation::{self, jwt_expiry_ms};
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
@@ -408,16 +408,11 @@ impl RegistryProvider for AcrProvider {
                 .ok_or(ProviderError::NotConfigured(
                     "no Azure identity is configured for this project (`client_ids`)",
                 ))?;
-        let profile = Profile {
-            audience: FEDERATION_AUDIENCE,
-            family: KeyFamily::Rsa,
-            lifetime_seconds: self.oidc.token_seconds(),
-        };
-        let assertion = federation::subject_token(
+        let assertion = federation::plain_subject_token(
             &self.oidc,
-            profile,
+            FEDERATION_AUDIENCE,
+            KeyFamily::Rsa,
             request,
-            serde_json::Map::new(),
             ctx.now_ms,
         )
         .await;

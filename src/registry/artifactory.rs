@@ -22,7 +22,7 @@ use super::{
 };
 use crate::config_support::base_url;
 use crate::error::ConfigError;
-use crate::federation::{self, jwt_claims, Profile};
+use crate::federation::{self, jwt_claims};
 use crate::oidc::TokenIssuer;
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
@@ -202,13 +202,14 @@ impl RegistryProvider for ArtifactoryProvider {
         trace: &mut UpstreamTrace,
     ) -> Result<RegistryCredentials, ProviderError> {
         let c = &self.config;
-        let profile = Profile {
-            audience: &self.audience,
-            family: KeyFamily::Rsa,
-            lifetime_seconds: self.oidc.token_seconds(),
-        };
-        let token =
-            federation::subject_token(&self.oidc, profile, request, Map::new(), ctx.now_ms).await;
+        let token = federation::plain_subject_token(
+            &self.oidc,
+            &self.audience,
+            KeyFamily::Rsa,
+            request,
+            ctx.now_ms,
+        )
+        .await;
         let mapping = c
             .identity_mapping
             .as_deref()

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::config_support::{base_url, in_range, Fields};
 use crate::error::ConfigError;
-use crate::federation::{self, Profile};
+use crate::federation;
 use crate::oidc::TokenIssuer;
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};
@@ -352,16 +352,11 @@ impl RegistryProvider for GarProvider {
                 "the token subject would exceed Google's 127-byte google.subject limit",
             ));
         }
-        let profile = Profile {
-            audience: &self.audience,
-            family: KeyFamily::Any,
-            lifetime_seconds: self.oidc.token_seconds(),
-        };
-        let subject_token = federation::subject_token(
+        let subject_token = federation::plain_subject_token(
             &self.oidc,
-            profile,
+            &self.audience,
+            KeyFamily::Any,
             request,
-            serde_json::Map::new(),
             ctx.now_ms,
         )
         .await;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::config_support::{base_url, Fields};
 use crate::error::ConfigError;
-use crate::federation::{self, jwt_expiry_ms, Profile};
+use crate::federation::{self, jwt_expiry_ms};
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
@@ -212,16 +212,11 @@ impl RegistryProvider for QuayProvider {
             ));
         }
         let robot_account = format!("{}+{robot}", c.organization);
-        let profile = Profile {
-            audience: &self.audience,
-            family: KeyFamily::Rsa,
-            lifetime_seconds: self.oidc.token_seconds(),
-        };
-        let token = federation::subject_token(
+        let token = federation::plain_subject_token(
             &self.oidc,
-            profile,
+            &self.audience,
+            KeyFamily::Rsa,
             request,
-            serde_json::Map::new(),
             ctx.now_ms,
         )
         .await;
