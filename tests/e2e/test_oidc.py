@@ -28,7 +28,7 @@ def pem(name):
     return (KEYS / f"{name}.pem").read_text()
 
 
-def keyless_worker(name, port, secret, sts_endpoint, ecr_endpoint, keys):
+def keyless_worker(name, port, secret, sts_endpoint, ecr_endpoint, keys, extra=None):
     secrets = {"RISE_JWT_SECRET": base64.b64encode(secret).decode()}
     secrets.update({f"OIDC_KEY_{k.upper()}": pem(k) for k in keys})
     variables = {
@@ -43,6 +43,7 @@ def keyless_worker(name, port, secret, sts_endpoint, ecr_endpoint, keys):
         "RISE_CACHE__ENABLED": "false",
         "RISE_OIDC__ISSUER": f"http://127.0.0.1:{port}",
         "RISE_OIDC__SIGNING_KEYS": json.dumps([f"OIDC_KEY_{k.upper()}" for k in keys]),
+        **(extra or {}),
     }
     assert not any(k.startswith("AWS_") for k in list(variables) + list(secrets))
     return Worker(variables, name, secrets=secrets, port=port)
@@ -180,6 +181,27 @@ def test_keyless_issuance_rotation_and_independent_verifiers(moto, sts, port, se
         remember_secret(tok)
     for tok in sts.tokens:  # the minted tokens never reach a log line
         assert tok not in "".join(texts)
+
+
+def test_create_on_push_session_policy_as_sts_receives_it(moto, sts, port, secret):
+    """Issue 21: with `create_on_push` the push session policy gains exactly
+    `ecr:CreateRepository` + `ecr:TagResource` on the same exact repository ARN; pull is
+    unchanged; without it nothing changes. Byte for byte as the strict STS stand-in
+    received it, against the fixtures parliament checks (tests/helpers/check_policies.py)."""
+    fixtures = ROOT / "tests" / "fixtures" / "policies"
+    for create_on_push, push_fixture in [("true", "session_push_create_on_push"),
+                                         ("false", "session_push")]:
+        w = keyless_worker(f"oidc-cop-{create_on_push}", port, secret, sts.endpoint, moto.endpoint,
+                           ["es256_a"], {"RISE_REGISTRY__CREATE_ON_PUSH": create_on_push})
+        try:
+            status, _, body = w.get(CREDS, token(secret))
+            assert status == 200, body
+            assert sts.forms[-1]["Policy"] == (fixtures / f"{push_fixture}.json").read_text()
+            status, _, body = w.get(CREDS + "&access=pull", token(secret))
+            assert status == 200, body
+            assert sts.forms[-1]["Policy"] == (fixtures / "session_pull.json").read_text()
+        finally:
+            w.stop()
 
 
 def test_bad_key_secret_is_named_never_shown(secret):

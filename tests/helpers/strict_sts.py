@@ -34,6 +34,7 @@ class StrictSts:
         self.tokens = []  # every WebIdentityToken received, valid or not
         self.accepted = []  # verified claims of the accepted ones
         self.issued = []  # the session credentials handed out
+        self.forms = []  # every request's form, as received (the session policy among it)
         self.sts = botocore.session.get_session().create_client(
             "sts", region_name="us-east-1", endpoint_url=moto_endpoint,
             aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
@@ -79,6 +80,7 @@ class StrictSts:
             return 400, error_xml("InvalidParameterValue", "AssumeRoleWithWebIdentity is not signed")
         token = form.get("WebIdentityToken", "")
         self.tokens.append(token)
+        self.forms.append(dict(form))
         try:
             claims = self.verify(token)
         except Exception as err:  # noqa: BLE001 — every failure is AWS's InvalidIdentityToken
