@@ -169,9 +169,9 @@ pub fn create_request(
     )
 }
 
-/// A created deploy token: its `username` and `token`, and `expires_at` (ms) when GitLab
-/// states one.
-pub fn parse_create_response(body: &[u8]) -> Option<(String, SecretString, Option<u64>)> {
+/// A created deploy token: its `id`, `username` and `token`, and `expires_at` (ms) when
+/// GitLab states one.
+pub fn parse_create_response(body: &[u8]) -> Option<(u64, String, SecretString, Option<u64>)> {
     let token = json_token(body, "token")?;
     let value: Value = serde_json::from_slice(body).ok()?;
     let username = value.get("username")?.as_str()?;
@@ -187,7 +187,8 @@ pub fn parse_create_response(body: &[u8]) -> Option<(String, SecretString, Optio
         Some(Value::String(at)) => Some(parse_time(at)?),
         _ => None,
     };
-    Some((username.to_owned(), token, expires_at_ms))
+    let id = value.get("id")?.as_u64()?;
+    Some((id, username.to_owned(), token, expires_at_ms))
 }
 
 /// RFC 3339, or a bare date (midnight UTC), as GitLab writes `expires_at`.
@@ -211,7 +212,8 @@ fn parse_time(at: &str) -> Option<u64> {
 }
 
 /// The deploy tokens of a list answer that the sweeper deletes: named with
-/// [`NAME_PREFIX`], and expired (GitLab's `expired`, `revoked`, or `expires_at` past).
+/// [`NAME_PREFIX`], and expired (GitLab's `expired`, `revoked`, `expires_at` past, or
+/// the expiry in the name past).
 pub fn expired_own_tokens(body: &[u8], now_ms: u64) -> Option<Vec<u64>> {
     let list: Vec<Value> = serde_json::from_slice(body).ok()?;
     Some(
@@ -227,6 +229,12 @@ pub fn expired_own_tokens(body: &[u8], now_ms: u64) -> Option<Vec<u64>> {
                     || t.get("expires_at")
                         .and_then(Value::as_str)
                         .and_then(parse_time)
+                        .is_some_and(|at| at <= now_ms)
+                    // The expiry the broker asked for, in the name: GitLab may keep
+                    // `expires_at` to the day (PROVIDERS.md §A2).
+                    || t.get("name")
+                        .and_then(Value::as_str)
+                        .and_then(sweep::name_expiry_ms)
                         .is_some_and(|at| at <= now_ms)
             })
             .filter_map(|t| t.get("id").and_then(Value::as_u64))
@@ -280,16 +288,17 @@ impl SweepApi for GitlabSweep<'_> {
         )
     }
 
-    fn parse_containers(&self, response: &OutboundResponse) -> Option<(Vec<u64>, bool)> {
+    fn parse_containers(&self, response: &OutboundResponse) -> Option<(Vec<u64>, Option<u32>)> {
         let list: Vec<Value> = serde_json::from_slice(&response.body).ok()?;
         let ids = list
             .iter()
             .filter_map(|p| p.get("id").and_then(Value::as_u64))
             .collect();
-        let more = response
-            .header("x-next-page")
-            .is_some_and(|n| !n.trim().is_empty());
-        Some((ids, more))
+        // GitLab omits it past 10,000 items: then the first page only, rotated.
+        let total = response
+            .header("x-total-pages")
+            .and_then(|n| n.trim().parse().ok());
+        Some((ids, total))
     }
 
     fn credentials(&self, project: u64) -> OutboundRequest {
@@ -327,25 +336,33 @@ impl RegistryProvider for GitlabProvider {
         let c = &self.config;
         let token = gitlab_token(ctx.secrets).map_err(ProviderError::Misconfigured)?;
         let project_path = fill(&c.project_path, request.project, request.access);
-        let name = sweep::minted_name(request);
-        let requested_s = (ctx.now_ms / 1000) as i64 + (c.token_hours * 3600) as i64;
+        let requested_s = ctx.now_ms / 1000 + c.token_hours * 3600;
+        let name = sweep::minted_name(request, requested_s);
         let create = create_request(
             &self.api,
             &project_path,
             &name,
             request.access,
-            requested_s,
+            requested_s as i64,
             &token,
             c.timeout_ms,
         );
         let (response, attempts) =
             call(CREATE, c.max_attempts, gitlab_error, create, ctx, trace).await?;
-        let (username, password, stated_ms) = parse_create_response(&response.body)
+        let (id, username, password, stated_ms) = parse_create_response(&response.body)
             .ok_or_else(|| UpstreamError::unusable(CREATE, attempts, "UnreadableResponse"))?;
+        let Some(stated_ms) = stated_ms else {
+            // GitLab made a token that never expires (it ignored `expires_at`): never
+            // hand that out; delete it now (the sweeper deletes it later if this fails).
+            let path = utf8_percent_encode(&project_path, PATH_ENCODE);
+            let url = format!("{}/projects/{path}/deploy_tokens/{id}", self.api);
+            let delete = api_request("DELETE", url, &token, None, c.timeout_ms, &[]);
+            let _ = call(DELETE_TOKEN, 1, gitlab_error, delete, ctx, trace).await;
+            return Err(UpstreamError::unusable(CREATE, attempts, "NoExpiry").into());
+        };
         // The earlier of what was asked and what GitLab says: a day-granular `expires_at`
         // must never make the broker report more life than it asked for.
-        let requested_ms = requested_s as u64 * 1000;
-        let expires_at_ms = stated_ms.map_or(requested_ms, |at| at.min(requested_ms));
+        let expires_at_ms = stated_ms.min(requested_s * 1000);
         let expires_at = reported_expiry(expires_at_ms, ctx.clock.now_ms(), CREATE)?;
         Ok(RegistryCredentials {
             registry_url: c.registry_url.clone(),
@@ -399,15 +416,16 @@ mod tests {
             br#"{"id":7,"name":"rise-broker-a-push-1","username":"gitlab+deploy-token-7","expires_at":"2026-01-01T01:00:00.000Z","token":"gldt-abc","revoked":false,"expired":false,"scopes":["read_registry","write_registry"]}"#,
         )
         .unwrap();
-        assert_eq!(ok.0, "gitlab+deploy-token-7");
-        assert_eq!(ok.1.expose(), "gldt-abc");
-        assert_eq!(ok.2, Some(1_767_229_200_000));
+        assert_eq!(ok.0, 7);
+        assert_eq!(ok.1, "gitlab+deploy-token-7");
+        assert_eq!(ok.2.expose(), "gldt-abc");
+        assert_eq!(ok.3, Some(1_767_229_200_000));
         assert!(parse_create_response(br#"{"username":"u"}"#).is_none());
         assert!(parse_create_response(br#"{"username":"a b","token":"t"}"#).is_none());
         assert_eq!(
-            parse_create_response(br#"{"username":"u","token":"t","expires_at":null}"#)
+            parse_create_response(br#"{"id":1,"username":"u","token":"t","expires_at":null}"#)
                 .unwrap()
-                .2,
+                .3,
             None
         );
     }

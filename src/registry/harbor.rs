@@ -198,6 +198,10 @@ pub fn expired_own_robots(body: &[u8], now_ms: u64) -> Option<Vec<u64>> {
                 r.get("expires_at")
                     .and_then(Value::as_i64)
                     .is_some_and(|at| at >= 0 && (at as u64).saturating_mul(1000) <= now_ms)
+                    || r.get("name")
+                        .and_then(Value::as_str)
+                        .and_then(sweep::name_expiry_ms)
+                        .is_some_and(|at| at <= now_ms)
             })
             .filter_map(|r| r.get("id").and_then(Value::as_u64))
             .collect(),
@@ -237,19 +241,27 @@ impl SweepApi for HarborSweep<'_> {
 
     fn containers(&self, page: u32) -> OutboundRequest {
         let url = format!("{}/projects?page={page}&page_size=100", self.api);
-        api_request("GET", url, &self.auth, None, self.timeout_ms, &["link"])
+        api_request(
+            "GET",
+            url,
+            &self.auth,
+            None,
+            self.timeout_ms,
+            &["x-total-count"],
+        )
     }
 
-    fn parse_containers(&self, response: &OutboundResponse) -> Option<(Vec<u64>, bool)> {
+    fn parse_containers(&self, response: &OutboundResponse) -> Option<(Vec<u64>, Option<u32>)> {
         let list: Vec<Value> = serde_json::from_slice(&response.body).ok()?;
         let ids = list
             .iter()
             .filter_map(|p| p.get("project_id").and_then(Value::as_u64))
             .collect();
-        let more = response
-            .header("link")
-            .is_some_and(|link| link.contains("rel=\"next\""));
-        Some((ids, more))
+        let total = response
+            .header("x-total-count")
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .map(|count| count.div_ceil(100));
+        Some((ids, total))
     }
 
     fn credentials(&self, project: u64) -> OutboundRequest {
@@ -291,7 +303,7 @@ impl RegistryProvider for HarborProvider {
         let c = &self.config;
         let auth = basic_auth(ctx.secrets).map_err(ProviderError::Misconfigured)?;
         let harbor_project = fill(&c.harbor_project, request.project, request.access);
-        let name = sweep::minted_name(request);
+        let name = sweep::minted_name(request, ctx.now_ms / 1000 + c.robot_days * 86_400);
         let body = robot_create_body(
             &name,
             &harbor_project,

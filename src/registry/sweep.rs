@@ -13,21 +13,36 @@ use crate::upstream::{call, retry::ErrorParser, Step, UpstreamError};
 /// this prefix, never anyone else's.
 pub const NAME_PREFIX: &str = "rise-broker-";
 
-/// The name of a credential minted for (project, access): the prefix, who it is for,
-/// and a random suffix so a re-issue never collides with the one it replaces.
-pub fn minted_name(request: &super::CredentialRequest<'_>) -> String {
+/// The name of a credential minted for (project, access) that the broker means to stop
+/// using at `expires_at_s`: the prefix, who it is for, that expiry, and a random suffix
+/// so a re-issue never collides with the one it replaces. The expiry in the name lets
+/// the sweeper delete it on time even where the registry keeps only a day-granular
+/// expiry (GitLab, PROVIDERS.md §A2).
+pub fn minted_name(request: &super::CredentialRequest<'_>, expires_at_s: u64) -> String {
     let nonce = crate::runtime::random_hex(4).unwrap_or_default();
     format!(
-        "{NAME_PREFIX}{}-{}-{nonce}",
+        "{NAME_PREFIX}{}-{}-{expires_at_s}-{nonce}",
         request.project,
         request.access.as_str()
     )
 }
 
+/// The expiry (ms) a [`minted_name`] carries: `…-{seconds}-{8 hex}` at its end.
+pub fn name_expiry_ms(name: &str) -> Option<u64> {
+    let rest = &name[name.find(NAME_PREFIX)? + NAME_PREFIX.len()..];
+    let mut parts = rest.rsplitn(3, '-');
+    let nonce = parts.next()?;
+    let seconds = parts.next()?;
+    if nonce.len() != 8 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    seconds.parse::<u64>().ok()?.checked_mul(1000)
+}
+
 /// Outbound calls one sweep may make (Workers allows 50 subrequests per invocation on
 /// the free plan): the rest waits for the next run.
 pub const SWEEP_MAX_CALLS: u32 = 45;
-/// Pages of containers one sweep lists.
+/// Pages of containers one sweep lists (page 1 and a random window of the rest).
 const MAX_PAGES: u32 = 3;
 
 /// How one provider's API lists and deletes.
@@ -37,8 +52,9 @@ pub trait SweepApi {
     fn parse_error(&self) -> ErrorParser;
     /// Page `page` (from 1) of the containers.
     fn containers(&self, page: u32) -> OutboundRequest;
-    /// Container ids in a page answer, and whether another page follows.
-    fn parse_containers(&self, response: &OutboundResponse) -> Option<(Vec<u64>, bool)>;
+    /// Container ids in a page answer, and how many pages there are in all (when the
+    /// API says).
+    fn parse_containers(&self, response: &OutboundResponse) -> Option<(Vec<u64>, Option<u32>)>;
     /// The credentials of one container.
     fn credentials(&self, container: u64) -> OutboundRequest;
     /// The ids in a credentials answer that are the broker's own and expired.
@@ -48,23 +64,30 @@ pub trait SweepApi {
 
 /// Runs the sweep (see the module docs).
 pub async fn sweep(api: &dyn SweepApi, ctx: &Context<'_>) -> Result<SweepReport, ProviderError> {
-    let [list_containers, list_credentials, delete] = api.steps();
+    let [_, list_credentials, delete] = api.steps();
     let parse_error = api.parse_error();
     let mut trace = UpstreamTrace::default();
     let mut report = SweepReport::default();
-    let mut containers = Vec::new();
-    for page in 1..=MAX_PAGES {
-        let request = api.containers(page);
-        let (response, attempts) =
-            call(list_containers, 1, parse_error, request, ctx, &mut trace).await?;
-        let (ids, more) = api.parse_containers(&response).ok_or_else(|| {
-            UpstreamError::unusable(list_containers, attempts, "UnreadableResponse")
-        })?;
-        containers.extend(ids);
-        if !more {
-            break;
+    // Page 1, then — with more pages than one run lists — a window starting at a random
+    // page, and the containers in a rotated order: every run starts elsewhere, so runs
+    // that each stop at the call budget still reach every container in time (a cursor
+    // would not survive from one isolate to the next).
+    let (mut containers, total_pages) = containers_page(api, 1, ctx, &mut trace).await?;
+    let total = total_pages.unwrap_or(1).max(1);
+    if total > 1 {
+        let others = total - 1;
+        let window = others.min(MAX_PAGES - 1);
+        report.truncated = others > window;
+        let start = random_u32() % others;
+        for i in 0..window {
+            let page = 2 + (start + i) % others;
+            let (ids, _) = containers_page(api, page, ctx, &mut trace).await?;
+            containers.extend(ids);
         }
-        report.truncated = page == MAX_PAGES;
+    }
+    if !containers.is_empty() {
+        let offset = random_u32() as usize % containers.len();
+        containers.rotate_left(offset);
     }
     'containers: for container in containers {
         if trace.subrequests >= SWEEP_MAX_CALLS {
@@ -96,4 +119,45 @@ pub async fn sweep(api: &dyn SweepApi, ctx: &Context<'_>) -> Result<SweepReport,
     }
     report.subrequests = trace.subrequests;
     Ok(report)
+}
+
+/// One page of containers (a failed listing ends the run: nothing to go on with).
+async fn containers_page(
+    api: &dyn SweepApi,
+    page: u32,
+    ctx: &Context<'_>,
+    trace: &mut UpstreamTrace,
+) -> Result<(Vec<u64>, Option<u32>), UpstreamError> {
+    let [step, _, _] = api.steps();
+    let request = api.containers(page);
+    let (response, attempts) = call(step, 1, api.parse_error(), request, ctx, trace).await?;
+    api.parse_containers(&response)
+        .ok_or_else(|| UpstreamError::unusable(step, attempts, "UnreadableResponse"))
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    // No entropy only makes every run start at the same place, as a fixed order would.
+    let _ = getrandom::getrandom(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_names_carry_their_expiry() {
+        assert_eq!(
+            name_expiry_ms("rise-broker-my-app-push-1767229200-0a1b2c3d"),
+            Some(1_767_229_200_000)
+        );
+        assert_eq!(
+            name_expiry_ms("robot$my-app+rise-broker-my.app-pull-1767229200-0a1b2c3d"),
+            Some(1_767_229_200_000)
+        );
+        assert_eq!(name_expiry_ms("rise-broker-my-app-push-0a1b2c3d"), None);
+        assert_eq!(name_expiry_ms("ci-1767229200-0a1b2c3d"), None);
+        assert_eq!(name_expiry_ms("rise-broker-x-push-17x-0a1b2c3d"), None);
+    }
 }

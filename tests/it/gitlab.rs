@@ -224,3 +224,34 @@ fn other_providers_have_nothing_to_sweep() {
     assert_eq!(block_on(b.sweep(&ctx)), None);
     assert_eq!(http.call_count(), 0);
 }
+
+/// GitLab answering `expires_at: null` made a token that never expires: it is not handed
+/// out, and the broker deletes it at once.
+#[test]
+fn a_token_without_expiry_is_refused_and_deleted() {
+    let b = broker();
+    let http = FakeHttp::new();
+    http.script(
+        CREATE,
+        vec![Ok(OutboundResponse {
+            status: 201,
+            headers: vec![],
+            body: json!({"id": 31, "name": "rise-broker-my-app-push-0", "username": "gitlab+deploy-token-31",
+                         "expires_at": null, "token": "gldt-forever", "revoked": false, "expired": false,
+                         "scopes": ["read_registry", "write_registry"]})
+            .to_string()
+            .into_bytes(),
+        })],
+    );
+    let delete = format!("{API}/projects/rise-group%2Fmy-app/deploy_tokens/31");
+    http.route_status(&delete, 204);
+    let (status, body) = ask(&b, &http, "project=my-app");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("upstream_error"))
+    );
+    assert!(!body.to_string().contains("gldt-forever"));
+    assert_eq!(http.calls_to(&delete), 1);
+    let deleted = &http.calls_for(&delete)[0];
+    assert_eq!(deleted.method, "DELETE");
+}
