@@ -284,7 +284,7 @@ impl SweepApi for GitlabSweep<'_> {
             &self.token,
             None,
             self.timeout_ms,
-            &["x-next-page"],
+            &["x-total-pages"],
         )
     }
 

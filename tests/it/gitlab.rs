@@ -132,10 +132,10 @@ fn gitlab_denials_are_not_retried_and_its_message_is_not_repeated() {
 fn the_sweeper_deletes_only_the_brokers_expired_tokens_within_its_budget() {
     let b = broker();
     let http = FakeHttp::new();
-    let page = |ids: &[u64], next: &str| {
+    let page = |ids: &[u64], total_pages: &str| {
         Ok(OutboundResponse {
             status: 200,
-            headers: vec![("x-next-page".into(), next.into())],
+            headers: vec![("x-total-pages".into(), total_pages.into())],
             body: Value::from(ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>())
                 .to_string()
                 .into_bytes(),
@@ -143,7 +143,7 @@ fn the_sweeper_deletes_only_the_brokers_expired_tokens_within_its_budget() {
     };
     http.script(
         &format!("{API}/projects?min_access_level=40&simple=true&per_page=100&page=1"),
-        vec![page(&[11, 12], "")],
+        vec![page(&[11, 12], "1")],
     );
     http.route_json(
         &format!("{API}/projects/11/deploy_tokens?per_page=100"),
@@ -173,13 +173,15 @@ fn the_sweeper_deletes_only_the_brokers_expired_tokens_within_its_budget() {
         line["report"],
         json!({"examined": 2, "deleted": 2, "failed": 0, "subrequests": 5, "truncated": false})
     );
-    let deleted: Vec<String> = http
+    // (The order is rotated per run: compared sorted.)
+    let mut deleted: Vec<String> = http
         .calls
         .borrow()
         .iter()
         .filter(|c| c.method == "DELETE")
         .map(|c| c.url.clone())
         .collect();
+    deleted.sort();
     assert_eq!(
         deleted,
         [
@@ -194,7 +196,7 @@ fn the_sweeper_deletes_only_the_brokers_expired_tokens_within_its_budget() {
     let ids: Vec<u64> = (100..160).collect();
     http.script(
         &format!("{API}/projects?min_access_level=40&simple=true&per_page=100&page=1"),
-        vec![page(&ids, "")],
+        vec![page(&ids, "1")],
     );
     for id in &ids {
         http.route_json(
@@ -254,4 +256,50 @@ fn a_token_without_expiry_is_refused_and_deleted() {
     assert_eq!(http.calls_to(&delete), 1);
     let deleted = &http.calls_for(&delete)[0];
     assert_eq!(deleted.method, "DELETE");
+}
+
+/// More pages than one run lists: page 1 every run, plus a window of the others that
+/// starts at a random page — over runs, every page is reached.
+#[test]
+fn the_sweeper_reaches_every_page_over_runs() {
+    let b = broker();
+    let secrets = gitlab_secrets();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let http = FakeHttp::new();
+        for p in 1..=6u64 {
+            http.route(
+                &format!("{API}/projects?min_access_level=40&simple=true&per_page=100&page={p}"),
+                OutboundResponse {
+                    status: 200,
+                    headers: vec![("x-total-pages".into(), "6".into())],
+                    body: json!([{"id": 100 + p}]).to_string().into_bytes(),
+                },
+            );
+            http.route_json(
+                &format!("{API}/projects/{}/deploy_tokens?per_page=100", 100 + p),
+                &json!([]),
+            );
+        }
+        let ctx = Context {
+            now_ms: NOW_MS,
+            clock: &FixedClock(NOW_MS),
+            http: &http,
+            secrets: &secrets,
+            sleeper: &RecordingSleeper::default(),
+        };
+        let line: Value = serde_json::from_str(&block_on(b.sweep(&ctx)).unwrap()).unwrap();
+        assert_eq!(line["report"]["truncated"], true);
+        let pages: Vec<String> = http
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.url.contains("/projects?"))
+            .map(|c| c.url.rsplit('=').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(pages.len(), 3, "{pages:?}");
+        assert_eq!(pages[0], "1");
+        seen.extend(pages);
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
 }

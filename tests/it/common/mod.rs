@@ -77,6 +77,10 @@ impl FakeHttp {
         );
     }
 
+    pub fn route(&self, url: &str, response: OutboundResponse) {
+        self.routes.borrow_mut().insert(url.to_owned(), response);
+    }
+
     pub fn route_status(&self, url: &str, status: u16) {
         self.routes.borrow_mut().insert(
             url.to_owned(),
