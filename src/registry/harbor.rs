@@ -197,11 +197,9 @@ pub fn expired_own_robots(body: &[u8], now_ms: u64) -> Option<Vec<u64>> {
             .filter(|r| {
                 r.get("expires_at")
                     .and_then(Value::as_i64)
+                    // Exact to the second (unlike GitLab's): the name's expiry is not
+                    // needed, and -1 (never) is never deleted.
                     .is_some_and(|at| at >= 0 && (at as u64).saturating_mul(1000) <= now_ms)
-                    || r.get("name")
-                        .and_then(Value::as_str)
-                        .and_then(sweep::name_expiry_ms)
-                        .is_some_and(|at| at <= now_ms)
             })
             .filter_map(|r| r.get("id").and_then(Value::as_u64))
             .collect(),
