@@ -254,8 +254,8 @@ fn key_fetch_faults_map_to_upstream_error_without_echo() {
 
 // ---- keyless clouds: Google STS and IAM Credentials, Entra, ACR ---------------------
 
-/// The same matrix for every call of the federation path (issue 18): each call failing
-/// every way, the calls before it answering well.
+/// The same matrix for every call of every new provider (issues 18, 19, 21): each call
+/// failing every way, the calls before it answering well.
 #[test]
 fn cloud_faults_map_to_documented_codes_within_bounds() {
     use crate::federation::*;
@@ -268,15 +268,21 @@ fn cloud_faults_map_to_documented_codes_within_bounds() {
             ACR_EXCHANGE => json_ok(json!({"refresh_token": acr_jwt(NOW_S + 10_800, "r")})),
             QUAY => json_ok(json!({"token": acr_jwt(NOW_S + 3_600, "q")})),
             JFROG => json_ok(json!({"access_token": jfrog_token(NOW_S + 3_600)})),
+            GITLAB_CREATE => json_ok(json!({"id": 7, "username": "gitlab+deploy-token-7",
+                "token": "gldt-x", "expires_at": "2026-01-01T01:00:00Z"})),
+            HARBOR_CREATE => json_ok(json!({"id": 5, "name": "robot$my-app+rise-broker-x",
+                "secret": "s", "expires_at": NOW_S + 86_400})),
             _ => json_ok(json!({"access_token": acr_jwt(NOW_S + 4_500, "a")})),
         };
         String::from_utf8(answer.unwrap().body).unwrap()
     };
-    let chains: [(&str, &[&str]); 4] = [
+    let chains: [(&str, &[&str]); 6] = [
         ("gar", &[GOOGLE_STS, GOOGLE_SA]),
         ("acr", &[ENTRA, ACR_EXCHANGE, ACR_TOKEN]),
         ("quay", &[QUAY]),
         ("artifactory", &[JFROG]),
+        ("gitlab", &[GITLAB_CREATE]),
+        ("harbor", &[HARBOR_CREATE]),
     ];
     for (kind, chain) in chains {
         for (i, upstream) in chain.iter().enumerate() {
@@ -293,6 +299,11 @@ fn cloud_faults_map_to_documented_codes_within_bounds() {
                     }
                     "quay" => quay_vars(),
                     "artifactory" => artifactory_vars(),
+                    "gitlab" => vec![
+                        ("RISE_REGISTRY__URL", "https://gitlab.example.com"),
+                        ("RISE_REGISTRY__REGISTRY_URL", "registry.example.com"),
+                    ],
+                    "harbor" => vec![("RISE_REGISTRY__URL", "https://harbor.example.com")],
                     _ => acr_vars(),
                 };
                 let b = cloud_broker(kind, &vars).unwrap();

@@ -39,7 +39,14 @@ pub fn key_secrets() -> MapSecrets {
     secrets()
         .with("KEY_ES256_A", &pem("es256_a"))
         .with("KEY_RS256", &pem("rs256"))
+        // The minting providers' stored identities (the fault matrix runs them too).
+        .with("GITLAB_TOKEN", "glpat-fault-matrix-token")
+        .with("HARBOR_USERNAME", "robot$rise-broker")
+        .with("HARBOR_PASSWORD", "harbor-fault-matrix-pass")
 }
+
+pub const GITLAB_CREATE: &str = "https://gitlab.example.com/api/v4/projects/my-app/deploy_tokens";
+pub const HARBOR_CREATE: &str = "https://harbor.example.com/api/v2.0/robots";
 
 /// A broker for `type` with `[oidc]` (ES256 key first, then RSA) and `vars`.
 pub fn cloud_broker(kind: &str, vars: &[(&str, &str)]) -> Result<Broker, String> {
