@@ -37,7 +37,6 @@ pub mod config;
 pub mod config_support;
 pub mod crypto;
 pub mod error;
-pub mod federation;
 pub mod http;
 pub mod oidc;
 pub mod project;

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rise_registry_broker::federation::jwt_expiry_ms;
+use rise_registry_broker::registry::federation::jwt_expiry_ms;
 use rise_registry_broker::registry::acr::parse_token;
 use rise_registry_broker::upstream::json_error_code;
 

@@ -17,13 +17,13 @@ use std::rc::Rc;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use super::federation::{self, jwt_expiry_ms};
 use super::{
     namespaced, validate_location, AuthMethod, CredentialRequest, ProviderConfig, ProviderError,
     RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
 use crate::config_support::{base_url, Fields};
 use crate::error::ConfigError;
-use crate::federation::{self, jwt_expiry_ms};
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
+use super::federation::{self, jwt_claims};
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, Fields,
     ProviderConfig, ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services,
@@ -22,7 +23,6 @@ use super::{
 };
 use crate::config_support::base_url;
 use crate::error::ConfigError;
-use crate::federation::{self, jwt_claims};
 use crate::oidc::TokenIssuer;
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use async_trait::async_trait;
 
+use super::federation;
 use super::{
     AuthMethod, CredentialRequest, ProviderConfig, ProviderError, RegistryConfig,
     RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
@@ -19,7 +20,6 @@ use crate::aws::sts::{self, AssumeRoleRequest, AssumeRoleWithWebIdentityRequest,
 use crate::aws::{sigv4, AwsCredentials, SOURCE_IDENTITY_CLAIM};
 use crate::config_support::{in_range, validate_url};
 use crate::error::ConfigError;
-use crate::federation;
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName, MAX_PROJECT_LEN};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
@@ -580,7 +580,7 @@ pub fn web_identity_request(
 }
 
 /// The web identity token for one issuance, on the one federation path
-/// (`crate::federation`): `aud` = `web_identity_audience`, `sub` =
+/// (`super::federation`): `aud` = `web_identity_audience`, `sub` =
 /// `project:{project}:{access}` (what an IAM trust policy matches with `StringLike` on
 /// `{issuer host}:sub`), the caller in the caller claim, and — with `source_identity` —
 /// the caller as AWS's source identity claim. AWS verifies RS256 and ES256 alike.

@@ -14,13 +14,13 @@ use std::rc::Rc;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
+use super::federation;
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, ProviderConfig,
     ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
 use crate::config_support::{base_url, in_range, Fields};
 use crate::error::ConfigError;
-use crate::federation;
 use crate::oidc::TokenIssuer;
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};
 use crate::secrets::{SecretString, Secrets};

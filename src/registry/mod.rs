@@ -13,6 +13,7 @@ pub mod acr;
 pub mod artifactory;
 pub mod docker;
 pub mod ecr;
+pub mod federation;
 pub mod gar;
 pub mod gitlab;
 pub mod harbor;
@@ -33,6 +34,7 @@ use crate::project::{Access, ProjectName};
 use crate::runtime::Context;
 use crate::secrets::{SecretString, Secrets};
 use crate::upstream::UpstreamError;
+pub use crate::upstream::UpstreamTrace;
 
 pub use acr::AcrConfig;
 pub use artifactory::ArtifactoryConfig;
@@ -316,17 +318,6 @@ impl RegistryCredentials {
             "auth_method": self.auth_method,
         })
     }
-}
-
-/// What one issuance cost upstream, for the audit line. Travels beside the credentials,
-/// never inside them: whoever did not make the calls (a cache hit, a single-flight
-/// follower) simply has an empty trace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpstreamTrace {
-    /// Request ids upstream returned (log-safe characters only).
-    pub request_ids: Vec<String>,
-    /// Outbound calls (Worker subrequests) made, retries included.
-    pub subrequests: u32,
 }
 
 /// What one sweep did, for its log line.

@@ -13,13 +13,13 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use super::federation::{self, jwt_expiry_ms};
 use super::{
     fill, validate_location, validate_template, AuthMethod, CredentialRequest, ProviderConfig,
     ProviderError, RegistryConfig, RegistryCredentials, RegistryProvider, Services, UpstreamTrace,
 };
 use crate::config_support::{base_url, Fields};
 use crate::error::ConfigError;
-use crate::federation::{self, jwt_expiry_ms};
 use crate::oidc::TokenIssuer;
 use crate::project::{Access, ProjectName};
 use crate::runtime::{Context, OutboundRequest, OutboundResponse};

@@ -17,6 +17,17 @@ use serde_json::Value;
 use crate::error::{ErrorCode, PublicError, PublicFailure};
 use crate::runtime::{OutboundRequest, OutboundResponse, DEFAULT_MAX_RESPONSE_BYTES};
 
+/// What one issuance cost upstream, for the audit line. Travels beside the credentials,
+/// never inside them: whoever did not make the calls (a cache hit, a single-flight
+/// follower) simply has an empty trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTrace {
+    /// Request ids upstream returned (log-safe characters only).
+    pub request_ids: Vec<String>,
+    /// Outbound calls (Worker subrequests) made, retries included.
+    pub subrequests: u32,
+}
+
 /// Which upstream call failed: the cloud (for the public message) and the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -322,7 +333,7 @@ pub async fn call(
     parse_error: retry::ErrorParser,
     request: OutboundRequest,
     ctx: &crate::runtime::Context<'_>,
-    trace: &mut crate::registry::UpstreamTrace,
+    trace: &mut UpstreamTrace,
 ) -> Result<(OutboundResponse, u32), UpstreamError> {
     let policy = retry::RetryPolicy::new(u32::try_from(max_attempts).unwrap_or(1));
     let call = retry::Call {
@@ -340,7 +351,7 @@ pub async fn call(
 
 /// Counts a retried call's attempts in the audit trace, whatever its outcome.
 pub fn record<T>(
-    trace: &mut crate::registry::UpstreamTrace,
+    trace: &mut UpstreamTrace,
     result: Result<(T, u32), UpstreamError>,
 ) -> Result<(T, u32), UpstreamError> {
     match &result {

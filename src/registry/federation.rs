@@ -13,9 +13,9 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
+use super::{CredentialRequest, Services};
 use crate::error::ConfigError;
 use crate::oidc::{Mint, TokenIssuer, CALLER_CLAIM};
-use crate::registry::{CredentialRequest, Services};
 use crate::secrets::SecretString;
 use crate::signer::KeyFamily;
 
