@@ -99,6 +99,7 @@ pub struct TokenIssuer {
 
 /// What a minted token is for.
 pub struct Mint<'a, H> {
+    /// `aud`; empty: no `aud` claim.
     pub audience: &'a str,
     pub subject: &'a str,
     /// Lifetime in seconds.
@@ -161,7 +162,10 @@ impl TokenIssuer {
         let now = (now_ms / 1000) as i64;
         let mut custom = mint.extra;
         custom.insert("iss".into(), json!(self.issuer));
-        custom.insert("aud".into(), json!(mint.audience));
+        // An empty audience mints no `aud` (Quay: "audience (none)" by default).
+        if !mint.audience.is_empty() {
+            custom.insert("aud".into(), json!(mint.audience));
+        }
         custom.insert("sub".into(), json!(mint.subject));
         custom.insert("nbf".into(), json!(now));
         custom.insert("jti".into(), json!(random_id()));

@@ -114,22 +114,6 @@ impl OutboundRequest {
     }
 }
 
-impl OutboundResponse {
-    /// From the `http` crate's type (headers that are not UTF-8 are left out).
-    pub fn from_http(response: http::Response<Vec<u8>>) -> Self {
-        let (parts, body) = response.into_parts();
-        OutboundResponse {
-            status: parts.status.as_u16(),
-            headers: parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                .collect(),
-            body,
-        }
-    }
-}
-
 /// What came back from an outbound call.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutboundResponse {

@@ -341,7 +341,7 @@ pub fn parse_token(body: &[u8], field: &str) -> Option<SecretString> {
 }
 
 fn azure_error(response: &OutboundResponse) -> ErrorAnswer {
-    json_error(response, "x-ms-request-id")
+    json_error(response, Some("x-ms-request-id"))
 }
 
 /// Issues ACR credentials for one repository (see the module docs).

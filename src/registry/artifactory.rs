@@ -174,7 +174,7 @@ pub fn docker_username(sub: &str) -> Option<String> {
 }
 
 fn jfrog_error(response: &OutboundResponse) -> ErrorAnswer {
-    json_error(response, "x-request-id")
+    json_error(response, None)
 }
 
 pub struct ArtifactoryProvider {

@@ -304,7 +304,8 @@ fn bearer(token: &str, expires_at_ms: u64) -> Option<IssuedToken> {
 }
 
 fn google_error(response: &OutboundResponse) -> ErrorAnswer {
-    json_error(response, "x-request-id")
+    // Google sends no request id header to quote.
+    json_error(response, None)
 }
 
 /// Issues Artifact Registry credentials for one repository (see the module docs).

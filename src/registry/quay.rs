@@ -41,8 +41,9 @@ pub struct QuayConfig {
     /// Repository inside the organization (template, default `{project}`).
     pub repository: String,
     /// `aud` of the minted token. Quay checks it only when the federation entry lists
-    /// audiences (its API accepts none today); default: the registry host, so the token
-    /// names its one relying party instead of going out audience-less.
+    /// audiences (its API accepts none today); default none (DESIGN.md): no `aud` claim.
+    /// Relying parties that check `aud` (AWS, Google, Entra, the broker's own token
+    /// endpoint) refuse such a token, so it is of no use elsewhere.
     pub audience: Option<String>,
     /// Base URL; default `https://{registry_url}`.
     pub quay_endpoint: Option<String>,
@@ -136,10 +137,7 @@ impl ProviderConfig for QuayConfig {
         };
         Ok(Box::new(QuayProvider {
             url: format!("{endpoint}/oauth2/federation/robot/token"),
-            audience: self
-                .audience
-                .clone()
-                .unwrap_or_else(|| self.registry_url.clone()),
+            audience: self.audience.clone().unwrap_or_default(),
             config: self.clone(),
             oidc,
         }))

@@ -201,13 +201,16 @@ pub fn json_verdict(code: &str) -> Verdict {
     }
 }
 
-/// Reads a JSON error answer; `request_id_header` names the cloud's request id header.
-pub fn json_error(response: &OutboundResponse, request_id_header: &str) -> ErrorAnswer {
+/// Reads a JSON error answer; `request_id_header` names the cloud's request id header
+/// when it sends one (the call must list it in `response_headers` to receive it).
+pub fn json_error(response: &OutboundResponse, request_id_header: Option<&str>) -> ErrorAnswer {
     let code = json_error_code(&response.body);
     ErrorAnswer {
         verdict: code.as_deref().map(json_verdict),
         code,
-        request_id: response.header(request_id_header).map(log_safe),
+        request_id: request_id_header
+            .and_then(|h| response.header(h))
+            .map(log_safe),
     }
 }
 
@@ -270,13 +273,6 @@ pub fn form_post(
         max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         response_headers,
     }
-}
-
-/// A field of a form body, by name (first occurrence).
-pub fn form_field(body: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(body)
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// The longest `calls` sequential calls can take: every attempt timing out, plus the

@@ -133,7 +133,7 @@ def test_answer_and_what_quay_saw(world, secret):
     assert header["alg"] == "RS256"
     assert header["kid"] == next(k["kid"] for k in broker_jwks(world) if k["kty"] == "RSA")
     assert claims["iss"] == issuer and claims["sub"] == "project:my-app:push"
-    assert claims["aud"] == world["registry"]  # default audience: the registry host
+    assert "aud" not in claims  # DESIGN.md: `audience` (none) by default: no `aud` claim
     assert claims["iat"] <= time.time() + 1 and 0 < claims["exp"] - claims["iat"] <= 3600
 
     # The request: a GET with Basic `{org}+{robot}:{broker token}` and nothing else.
